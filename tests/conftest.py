@@ -4,10 +4,15 @@ fail (never skip) when it is missing in CI."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+
+from canada_asylum_data.cli import cli
 
 from canada_asylum_data.sources import Source, load_all_sources
 
@@ -45,3 +50,48 @@ def real_file(mirror, sources):
         return src, mirror / src.mirror_path
 
     return get
+
+
+OUTPUTS = {"data", "datapackage.json"}
+SITE = ("plugins", "templates", "static")
+
+
+def copy_project(dest: Path, with_outputs: bool = True) -> Path:
+    """A project folder with the committed inputs (and outputs) but its own build/."""
+    (dest / "datapackage").mkdir(parents=True)
+    for src in DATAPACKAGE.iterdir():
+        if src.name in OUTPUTS or src.name.startswith("."):
+            continue
+        if src.is_dir():
+            shutil.copytree(src, dest / "datapackage" / src.name)
+        else:
+            shutil.copy2(src, dest / "datapackage" / src.name)
+    for name in SITE:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+    if with_outputs:
+        shutil.copytree(DATAPACKAGE / "data", dest / "datapackage" / "data")
+        shutil.copy2(DATAPACKAGE / "datapackage.json", dest / "datapackage" / "datapackage.json")
+        shutil.copy2(ROOT / "metadata.yml", dest / "metadata.yml")
+    return dest
+
+
+def run(root: Path, *args: str):
+    return CliRunner().invoke(cli, ["--root", str(root), *args], catch_exceptions=False)
+
+
+def digest_tree(root: Path) -> dict[str, str]:
+    files = sorted(p for p in [*(root / "datapackage").rglob("*"), root / "metadata.yml",
+                               root / "build" / "canada_asylum.db"] if p.is_file())
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+@pytest.fixture(scope="session")
+def fresh(mirror, tmp_path_factory):
+    """A project refreshed from scratch from the mirror (no committed outputs copied)."""
+    root = copy_project(tmp_path_factory.mktemp("fresh"), with_outputs=False)
+    result = run(root, "refresh", "--mirror", str(mirror), "--silent")
+    assert result.exit_code == 0, result.output
+    return root
+
+

@@ -38,6 +38,8 @@ class Total:
     label: str  # the row/column label as printed, e.g. "Total - RCMP"
     source_locator: str
     notes: str | None = None
+    #: True where the publisher's own detail does not reproduce this total (see notes).
+    inconsistent: bool = False
 
 
 @dataclass

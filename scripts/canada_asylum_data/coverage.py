@@ -1,0 +1,113 @@
+"""Which periods each series has, and which are missing.
+
+One row per source (present, superseded by a newer vintage, or missing because we hold no
+copy), plus one row per gap inside a series (a month, quarter or year between its first
+and last period that no source covers).
+"""
+
+from __future__ import annotations
+
+import calendar
+from datetime import date
+from pathlib import Path
+
+from .sources import Source
+
+QUARTERLY_SNAPSHOTS = {"irb_irregular_crosser_claims"}
+
+
+def _period_of(row: dict, table: str) -> str:
+    if "month" in row and row["month"]:
+        return str(row["month"])
+    if table in QUARTERLY_SNAPSHOTS:
+        return str(row["period_end"])[:7]
+    if "year" in row and row["year"] not in (None, ""):
+        return str(row["year"])
+    return str(row.get("period_end", ""))[:7]
+
+
+def _granularity(table: str, periods: set[str]) -> str:
+    if table in QUARTERLY_SNAPSHOTS:
+        return "quarter"
+    sample = next(iter(periods), "")
+    return "month" if len(sample) == 7 else "year"
+
+
+def _expected(first: str, last: str, granularity: str) -> list[str]:
+    if granularity == "year":
+        return [str(y) for y in range(int(first), int(last) + 1)]
+    y, m = int(first[:4]), int(first[5:7])
+    step = 3 if granularity == "quarter" else 1
+    out = []
+    while f"{y:04d}-{m:02d}" <= last:
+        out.append(f"{y:04d}-{m:02d}")
+        m += step
+        while m > 12:
+            m -= 12
+            y += 1
+    return out
+
+
+def _bounds(period: str, granularity: str) -> tuple[str, str]:
+    if granularity == "year":
+        return f"{period}-01-01", f"{period}-12-31"
+    y, m = int(period[:4]), int(period[5:7])
+    if granularity == "quarter":
+        start = date(y if m > 2 else y - 1, (m - 3) % 12 + 1, 1).isoformat()
+    else:
+        start = date(y, m, 1).isoformat()
+    return start, date(y, m, calendar.monthrange(y, m)[1]).isoformat()
+
+
+def coverage_rows(sources: list[Source], raw_files: dict[str, Path], tables: dict[str, list[dict]],
+                  newest: set[str]) -> list[dict]:
+    out: list[dict] = []
+    by_source: dict[str, dict[str, set[str]]] = {}
+    series_periods: dict[str, set[str]] = {}
+    for table, rows in tables.items():
+        for row in rows:
+            sid = row.get("source_id")
+            if not sid or table in ("published_totals",):
+                continue
+            period = _period_of(row, table)
+            by_source.setdefault(sid, {}).setdefault(table, set()).add(period)
+            series_periods.setdefault(table, set()).add(period)
+
+    for s in sources:
+        if s.parser == "none":
+            continue
+        found = by_source.get(s.id, {})
+        if found:
+            for table, periods in sorted(found.items()):
+                gran = _granularity(table, periods)
+                first, last = min(periods), max(periods)
+                out.append(_row(table, s.id, gran, _bounds(first, gran)[0], _bounds(last, gran)[1],
+                                "present", len(periods), ""))
+        elif s.id in raw_files:
+            status = "superseded" if s.id not in newest else "present"
+            note = ("older vintage: its values are compared in revisions, facts come from the newest"
+                    if status == "superseded" else "file held, no rows read from it")
+            for series in s.series.split(","):
+                out.append(_row(series.strip(), s.id, "", s.period_start or "", s.period_end or "",
+                                status, 0, note))
+        else:
+            note = ("no copy held (not mirrored): fetch it online to fill this period"
+                    if not s.sha256 else "mirrored copy not fetched: run fetch")
+            for series in s.series.split(","):
+                out.append(_row(series.strip(), s.id, "", s.period_start or "", s.period_end or "",
+                                "missing", 0, note))
+
+    for table, periods in sorted(series_periods.items()):
+        gran = _granularity(table, periods)
+        expected = _expected(min(periods), max(periods), gran)
+        for period in expected:
+            if period not in periods:
+                start, end = _bounds(period, gran)
+                out.append(_row(table, "", gran, start, end, "missing", 0,
+                                f"no source in the package covers this {gran} of the series"))
+    return out
+
+
+def _row(series, source_id, gran, start, end, status, periods, notes) -> dict:
+    return {"series": series, "source_id": source_id, "granularity": gran, "period_start": start,
+            "period_end": end, "status": status, "periods": periods, "notes": notes}

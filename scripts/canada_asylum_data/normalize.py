@@ -1,0 +1,185 @@
+"""Run every parser over the raw files and turn their output into the published tables.
+
+What this stage adds to the parsers' rows, the same way for every source:
+``source_id``, ``vintage``, ``country_code`` (through ``country_aliases``),
+``suppressed_measures`` and notes from unreadable cells; printed totals become
+``published_totals`` rows; where a series has several vintages, the newest feeds the fact
+tables and every differing value goes to ``revisions``. Reference tables (countries,
+provinces, country_aliases, sources, coverage) are derived here too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .cells import Count
+from .countries import CountryResolver, all_countries
+from .coverage import coverage_rows
+from .errors import CadError, ParseError
+from .parsers import NO_PARSER, Parsed, get_parser, parser_reference_tables
+from .progress import SILENT, Progress
+from .provinces import PROVINCES
+from .sources import Source
+from .vintages import compare_vintages
+from .reference import reference_tables
+
+#: (printed label column, code column). The code column is filled from the label; where a
+#: publisher prints its own code (UNHCR), that code is resolved first, then the label.
+COUNTRY_COLUMNS = (("country_label", "country_code"), ("origin_label", "origin_code"),
+                   ("asylum_label", "asylum_code"))
+
+
+@dataclass
+class Normalized:
+    tables: dict[str, list[dict]] = field(default_factory=dict)
+
+
+def family(source: Source) -> str:
+    """The publisher family a source belongs to (alias files are per family)."""
+    return source.options.get("family") or source.id.split("-")[0]
+
+
+def parse_source(source: Source, path: Path) -> Parsed:
+    parse = get_parser(source.parser)
+    try:
+        return parse(path, source)
+    except CadError:
+        raise
+    except Exception as exc:  # a parser bug or a library error the parser did not wrap
+        raise ParseError(f"unexpected {type(exc).__name__} while parsing: {exc}",
+                         f"in source {source.id} ({path.name})",
+                         "run with --debug for the traceback and fix the parser") from exc
+
+
+def resolve_countries(row: dict, source: Source, resolver: CountryResolver) -> dict:
+    """Fill the country code columns of one row (in place) from the printed labels/codes."""
+    for label_col, code_col in COUNTRY_COLUMNS:
+        if label_col not in row:
+            continue
+        printed_code = row.get(code_col)
+        code = resolver.resolve(printed_code, family(source)) if printed_code else None
+        if code is None:
+            code = resolver.resolve(row[label_col], family(source))
+        if code is None:
+            shown = f"{row[label_col]!r}" + (f" (code {printed_code!r})" if printed_code else "")
+            raise ParseError(f"country {shown} does not resolve to a code",
+                             f"in source {source.id} at {row.get('source_locator')}",
+                             f"add it to datapackage/aliases/{family(source)}.yml")
+        row[code_col] = code
+    return row
+
+
+def _finish_row(row: dict, source: Source, vintage: str | None, resolver: CountryResolver) -> dict:
+    out: dict = {}
+    suppressed: list[str] = []
+    notes: list[str] = []
+    for key, value in row.items():
+        if isinstance(value, Count):
+            out[key] = value.csv
+            if value.suppressed:
+                suppressed.append(key)
+            if value.note:
+                notes.append(f"{key}: {value.note}")
+        else:
+            out[key] = value
+    resolve_countries(out, source, resolver)
+    if suppressed or any(isinstance(v, Count) for v in row.values()):
+        out["suppressed_measures"] = ",".join(suppressed)
+    if row.get("notes"):
+        notes.insert(0, row["notes"])
+    out["notes"] = "; ".join(notes)
+    out["source_id"] = source.id
+    out["vintage"] = vintage or ""
+    return out
+
+
+def _total_row(total, source: Source, vintage: str | None) -> dict:
+    value = total.value
+    notes = [n for n in (total.notes, value.note) if n]
+    return {
+        "fact_table": total.fact_table,
+        "measure": total.measure,
+        "scope": json.dumps(total.scope, sort_keys=True, ensure_ascii=False, default=str),
+        "label": total.label,
+        "value": value.csv,
+        "publisher_inconsistent": bool(getattr(total, "inconsistent", False)),
+        "source_id": source.id,
+        "source_locator": total.source_locator,
+        "vintage": vintage or "",
+        "notes": "; ".join(notes),
+    }
+
+
+def _vintage(source: Source, parsed: Parsed) -> str | None:
+    return parsed.file_facts.get("vintage") or source.vintage
+
+
+def normalize(sources: list[Source], raw_files: dict[str, Path], datapackage_dir: Path,
+              progress: Progress = SILENT) -> Normalized:
+    resolver = CountryResolver(datapackage_dir / "aliases")
+    parsed: dict[str, Parsed] = {}
+    todo = [s for s in sources if s.parser != NO_PARSER and s.id in raw_files]
+    for source in progress.items(todo, "parse", show=lambda s: s.id if s else ""):
+        parsed[source.id] = parse_source(source, raw_files[source.id])
+
+    # Vintages: sources sharing `vintage_of` are versions of one series; newest wins.
+    groups: dict[str, list[Source]] = defaultdict(list)
+    for source in todo:
+        groups[source.options.get("vintage_of") or source.id].append(source)
+    newest: set[str] = set()
+    revision_rows: list[dict] = []
+    for key, members in groups.items():
+        members.sort(key=lambda s: (_vintage(s, parsed[s.id]) or "", s.id))
+        newest.add(members[-1].id)
+        for old, new in zip(members, members[1:]):
+            revision_rows += compare_vintages(
+                old, parsed[old.id], _vintage(old, parsed[old.id]),
+                new, parsed[new.id], _vintage(new, parsed[new.id]))
+
+    tables: dict[str, list[dict]] = defaultdict(list)
+    totals: list[dict] = []
+    for source in todo:
+        if source.id not in newest:
+            continue
+        result = parsed[source.id]
+        vintage = _vintage(source, result)
+        for table, rows in sorted(result.tables.items()):
+            tables[table] += [_finish_row(r, source, vintage, resolver) for r in rows]
+        totals += [_total_row(t, source, vintage) for t in result.totals]
+
+    tables["published_totals"] = totals
+    tables["revisions"] = revision_rows
+    tables["countries"] = [
+        {"code": c.code, "name_en": c.name_en, "name_fr": c.name_fr, "iso_alpha2": c.iso_alpha2,
+         "iso_numeric": c.iso_numeric, "kind": c.kind, "notes": c.note or ""}
+        for c in all_countries()
+    ]
+    tables["provinces"] = [
+        {"code": code, "name_en": en, "name_fr": fr, "kind": kind} for code, en, fr, kind in PROVINCES
+    ]
+    tables["country_aliases"] = [
+        {"source_family": fam, "label": label, "code": code, "resolved_by": how}
+        for (fam, label), (code, how) in sorted(resolver.used.items())
+    ]
+    tables["sources"] = [source_row(s) for s in sources]
+    tables.update(reference_tables(datapackage_dir))
+    tables.update(parser_reference_tables({s.parser for s in todo}))
+    tables["coverage"] = coverage_rows(sources, raw_files, tables, newest)
+    return Normalized(dict(tables))
+
+
+def source_row(s: Source) -> dict:
+    return {
+        "id": s.id, "title": s.title, "publisher": s.publisher, "url": s.url,
+        "archive_url": s.archive_url or "", "mirror_path": s.mirror_path or "",
+        "sha256": s.sha256 or "", "bytes": s.bytes if s.bytes is not None else "",
+        "license": "; ".join(lic.get("name", "") if isinstance(lic, dict) else str(lic)
+                             for lic in s.licenses),
+        "retrieved": s.retrieved or "", "published": s.published or "",
+        "vintage": s.vintage or "", "period_start": s.period_start or "",
+        "period_end": s.period_end or "", "parser": s.parser, "series": s.series,
+        "notes": s.notes or "",
+    }

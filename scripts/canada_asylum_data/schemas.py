@@ -1,0 +1,102 @@
+"""Table schemas: ``datapackage/schemas/<table>.yaml`` (Table Schema + title, French
+title/description, caveats, units and the meaning of missing values per column)."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .errors import ConfigError
+
+COMMON = "_common.yaml"
+#: Keys of a field that go into datapackage.json (the rest is project metadata).
+FIELD_KEYS = ("name", "type", "format", "title", "description", "unit", "missing", "constraints")
+
+
+@dataclass
+class Schema:
+    name: str
+    doc: dict
+    path: Path
+
+    @property
+    def fields(self) -> list[dict]:
+        return self.doc["fields"]
+
+    @property
+    def field_names(self) -> list[str]:
+        return [f["name"] for f in self.fields]
+
+    @property
+    def primary_key(self) -> list[str]:
+        return list(self.doc.get("primary_key") or [])
+
+    def field(self, name: str) -> dict:
+        for f in self.fields:
+            if f["name"] == name:
+                return f
+        raise KeyError(name)
+
+    @property
+    def count_fields(self) -> list[str]:
+        return [f["name"] for f in self.fields if f.get("type") == "integer" and f.get("unit")
+                and f["name"] not in ("year", "bytes", "periods")]
+
+    def table_schema(self) -> dict:
+        """The Frictionless Table Schema for datapackage.json."""
+        out: dict = {"fields": [{k: f[k] for k in FIELD_KEYS if k in f} for f in self.fields]}
+        if self.primary_key:
+            out["primaryKey"] = self.primary_key
+        fks = []
+        for fk in self.doc.get("foreign_keys") or []:
+            ref = fk["reference"]
+            fks.append({"fields": list(fk["fields"]),
+                        "reference": {"resource": ref["resource"], "fields": list(ref["fields"])}})
+        if fks:
+            out["foreignKeys"] = fks
+        missing = self.doc.get("missing_values")
+        out["missingValues"] = ([{"value": m["value"], "label": m["label"]} for m in missing]
+                                if missing else [{"value": "", "label": "no value"}])
+        return out
+
+
+def _expand(fields: list, common: dict, path: Path) -> list[dict]:
+    out = []
+    for i, f in enumerate(fields):
+        if not isinstance(f, dict):
+            raise ConfigError(f"field {i + 1} is not a mapping", str(path))
+        if "use" in f:
+            name = f["use"]
+            if name not in common:
+                raise ConfigError(f"field {i + 1} uses unknown common field {name!r}", str(path))
+            merged = copy.deepcopy(common[name])
+            merged.update({k: v for k, v in f.items() if k != "use"})
+            merged["name"] = merged.get("name", name)
+            out.append(merged)
+        else:
+            out.append(f)
+    return out
+
+
+def load_schemas(schema_dir: Path) -> dict[str, Schema]:
+    common_path = schema_dir / COMMON
+    common = (yaml.safe_load(common_path.read_text(encoding="utf-8")) or {}).get("fields", {}) \
+        if common_path.exists() else {}
+    out: dict[str, Schema] = {}
+    for path in sorted(schema_dir.glob("*.yaml")):
+        if path.name == COMMON:
+            continue
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"schema is not valid YAML ({exc})", str(path)) from exc
+        if not isinstance(doc, dict) or "name" not in doc or "fields" not in doc:
+            raise ConfigError("schema needs `name` and `fields`", str(path))
+        if doc["name"] != path.stem:
+            raise ConfigError(f"schema name {doc['name']!r} differs from its file name", str(path))
+        doc["fields"] = _expand(doc["fields"], common, path)
+        out[doc["name"]] = Schema(doc["name"], doc, path)
+    return out

@@ -1,0 +1,74 @@
+"""Serve the database with Datasette: read-only, immutable, with the generated metadata
+and SQL time and row limits."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from .errors import BuildError
+from .paths import Paths
+
+SETTINGS = {
+    "sql_time_limit_ms": "3000",
+    "max_returned_rows": "5000",
+    "facet_time_limit_ms": "500",
+    "allow_download": "on",
+    "default_cache_ttl": "86400",
+    "num_sql_threads": "3",
+}
+STAMP = "build-stamp.json"
+
+
+def package_fingerprint(paths: Paths) -> str:
+    digest = hashlib.sha256()
+    for path in (paths.descriptor, paths.views):
+        if path.exists():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def database_is_current(paths: Paths) -> bool:
+    stamp = paths.build / STAMP
+    if not (paths.db.exists() and paths.inspect_file.exists() and stamp.exists()):
+        return False
+    try:
+        return json.loads(stamp.read_text())["fingerprint"] == package_fingerprint(paths)
+    except (ValueError, KeyError):
+        return False
+
+
+def write_stamp(paths: Paths) -> None:
+    (paths.build / STAMP).write_text(json.dumps({"fingerprint": package_fingerprint(paths)}) + "\n")
+
+
+def inspect(db: Path, out: Path) -> Path:
+    tmp = out.with_suffix(".json.part")
+    result = subprocess.run([sys.executable, "-m", "datasette", "inspect", str(db),
+                             "--inspect-file", str(tmp)], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BuildError("datasette inspect failed", f"{db}: {result.stderr.strip()[-300:]}",
+                         "check that datasette is installed in this environment")
+    tmp.replace(out)
+    return out
+
+
+def datasette_command(paths: Paths, host: str, port: int, extra: tuple[str, ...] = ()) -> list[str]:
+    cmd = [sys.executable, "-m", "datasette", "serve", "-i", str(paths.db),
+           "--inspect-file", str(paths.inspect_file), "--metadata", str(paths.metadata),
+           "--host", host, "--port", str(port)]
+    for key, value in SETTINGS.items():
+        cmd += ["--setting", key, value]
+    plugins = paths.root / "plugins"
+    if plugins.is_dir():
+        cmd += ["--plugins-dir", str(plugins)]
+    templates = paths.root / "templates"
+    if templates.is_dir():
+        cmd += ["--template-dir", str(templates)]
+    static = paths.root / "static"
+    if static.is_dir():
+        cmd += ["--static", f"static:{static}"]
+    return cmd + list(extra)

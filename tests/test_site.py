@@ -1,0 +1,118 @@
+"""The Datasette site built from the committed data package."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import openpyxl
+import pytest
+import yaml
+
+from canada_asylum_data.cells import clean_text
+
+from .conftest import ROOT
+from .test_pipeline import copy_project, run
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    root = copy_project(tmp_path_factory.mktemp("site"))
+    result = run(root, "build", "--silent")
+    assert result.exit_code == 0, result.output
+    return root
+
+
+def get_json(root: Path, path: str):
+    from datasette.app import Datasette
+
+    metadata = yaml.safe_load((root / "metadata.yml").read_text())
+    ds = Datasette(immutables=[str(root / "build" / "canada_asylum.db")], metadata=metadata,
+                   settings={"sql_time_limit_ms": 3000, "max_returned_rows": 5000})
+
+    async def go():
+        response = await ds.client.get(path)
+        return response.status_code, response.json()
+
+    return asyncio.run(go())
+
+
+def workbook_us_rows(path: Path) -> dict[int, list]:
+    """Read the US row of each sheet straight from the workbook, independently of the parser."""
+    wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    out = {}
+    for i, ws in enumerate(wb.worksheets):
+        for row in ws.iter_rows(values_only=True):
+            if row and row[0] and clean_text(row[0]) in ("United States of America", "United States"):
+                out[2013 + i] = list(row[1:8])
+    return out
+
+
+def _as_published(value):
+    if value is None:
+        return None
+    text = clean_text(value)
+    return int(text) if text.isdigit() else None
+
+
+def test_us_rpd_rows_equal_the_source_cells(site, real_file):
+    _, path = real_file("irb-rpd-2013-2023-transcription")
+    expected = workbook_us_rows(path)
+    status, rows = get_json(site, "/canada_asylum/irb_rpd_claims.json?country_code=USA&_shape=array&_sort=year")
+    assert status == 200
+    assert [r["year"] for r in rows] == list(range(2013, 2024))
+    cols = ["referred", "accepted", "rejected", "abandoned", "withdrawn_other", "finalized", "pending"]
+    for r in rows:
+        assert [r[c] for c in cols] == [_as_published(v) for v in expected[r["year"]]], r["year"]
+    assert rows[0]["source_id"] == "irb-rpd-2013-2023-transcription"
+
+
+def test_us_claims_view(site):
+    status, rows = get_json(site, "/canada_asylum/us_claims_by_year.json?_shape=array")
+    assert status == 200
+    assert [r["year"] for r in rows] == list(range(2013, 2024))
+    for r in rows:
+        if r["rpd_accepted"] is not None and r["rpd_rejected"]:
+            expected = round(100.0 * r["rpd_accepted"] / (r["rpd_accepted"] + r["rpd_rejected"]), 1)
+            assert r["rpd_acceptance_rate_decided_pct"] == expected
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_command_serves_the_committed_data(site):
+    port = free_port()
+    exe = Path(sys.executable).with_name("canada-asylum-data")
+    proc = subprocess.Popen([str(exe), "--root", str(site), "serve", "--port", str(port), "--silent"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}/canada_asylum/irb_rpd_claims.json?country_code=USA&_shape=array"
+        deadline = time.time() + 30
+        while True:
+            try:
+                response = httpx.get(url, timeout=2)
+                break
+            except httpx.HTTPError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise AssertionError(proc.stdout.read().decode() if proc.poll() is not None else "timeout")
+                time.sleep(0.3)
+        assert response.status_code == 200
+        assert len(response.json()) == 11
+        home = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
+        assert "Asylum claims in Canada" in home.text
+        insert = httpx.post(f"http://127.0.0.1:{port}/canada_asylum/-/query",
+                            data={"sql": "insert into provinces values ('ZZ','z','z','other')"}, timeout=5)
+        assert insert.status_code in (400, 403, 405)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
