@@ -1,0 +1,214 @@
+"""IRB "Refugee Protection Claims Made by Irregular Border Crossers - Top 10 Countries of
+Alleged Persecution", cumulative tables saved from the Wayback Machine as MHTML.
+
+Layout (see shared/sources/irb/SOURCES.md, section 3):
+
+* MIME multipart/related; the page is the first ``text/html`` part (quoted-printable, no
+  charset in the MIME header, UTF-8 inside) -> decode QP, then UTF-8. Later parts are the
+  Wayback toolbar, CSS, images and a second "donate" frame.
+* The table is the one whose ``<caption>`` contains "Irregular Border Crossers" (the first
+  ``<table>`` is the Wayback calendar). The caption gives the cumulative period:
+  "February 2017 to September 2018" (from Jan 2017 in the 2022-09 and later tables).
+* Header row 1: (blank) | Intake | Finalized (5) | Pending; row 2: Accepted | Rejected |
+  Abandoned | Withdrawn & Other | Total. In the 2018-09 table the last header reads
+  "Pending at end of period (2018-Q2)" although the period ends 2018-09 (publisher typo;
+  noted on every row of that table).
+* Rows: ``Total (all countries)`` (also ``Total(all countries)``, ``Total``, with
+  "Footnote 1" link text in 2018-09..2020-06) -> Totals with scope {period_start,
+  period_end}; ten countries; ``Other Countries`` (a fact row, code XOC).
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import email
+import email.errors
+import email.policy
+import re
+from pathlib import Path
+
+from ..cells import clean_text, read_count
+from ..sources import Source
+from .base import Parsed, Total, fail, read_bytes
+from .irb_stat_html import (cell_note, cell_text, cells_of, date_modified, flag_inconsistencies, norm_header,
+                            parse_document, split_rows)
+
+TABLE = "irb_irregular_crosser_claims"
+CAPTION_KEY = "irregular border crossers"
+MONTHS = {m.casefold(): i for i, m in enumerate(calendar.month_name) if m}
+PERIOD = re.compile(r"(" + "|".join(MONTHS) + r")\s+(\d{4})\s+to\s+(" + "|".join(MONTHS) + r")\s+(\d{4})")
+ROW1 = [norm_header(h) for h in ("", "Intake", "Finalized")]
+ROW2 = [norm_header(h) for h in ("Accepted", "Rejected", "Abandoned", "Withdrawn & Other", "Total")]
+PENDING_PLAIN = norm_header("Pending")
+PENDING_QUARTER = re.compile(r"^pending at end of period \((\d{4})-q([1-4])\)$")
+MEASURES = ["referred", "accepted", "rejected", "abandoned", "withdrawn_other", "finalized", "pending"]
+COLUMN_LABELS = ["Intake", "Accepted", "Rejected", "Abandoned", "Withdrawn & Other", "Finalized Total",
+                 "Pending"]
+FOOTNOTE = re.compile(r"\s*footnote\s*(\d+)\s*$", re.IGNORECASE)
+TOTAL_KEYS = frozenset({"total(allcountries)", "total"})
+OTHER_KEY = "othercountries"
+
+
+def _key(label: str) -> str:
+    return re.sub(r"\s+", "", label.casefold())
+
+
+def page_html(data: bytes, source: Source, name: str) -> str:
+    """The decoded first text/html part of an MHTML file."""
+    if b"\x00" in data[:1024] or data[:2] == b"PK":
+        raise fail(source, name, "the file is binary, not an MHTML (MIME) page archive")
+    try:
+        msg = email.message_from_bytes(data, policy=email.policy.compat32)
+    except (email.errors.MessageError, ValueError, UnicodeError) as exc:
+        raise fail(source, name, f"cannot read the MIME structure ({exc})") from exc
+    if msg.get_content_type() != "multipart/related" or not msg.is_multipart():
+        raise fail(source, f"{name} MIME header",
+                   f"content type is {msg.get_content_type()!r}, not an MHTML multipart/related archive")
+    if any(isinstance(d, email.errors.CloseBoundaryNotFoundDefect) for d in msg.defects):
+        raise fail(source, name, "the MHTML archive is truncated (closing MIME boundary not found)")
+    part = next((p for p in msg.walk() if p.get_content_type() == "text/html"), None)
+    if part is None:
+        raise fail(source, f"{name} MIME parts", "no text/html part")
+    raw = part.get_payload(decode=True)  # undoes quoted-printable
+    if not raw:
+        raise fail(source, f"{name} first text/html part", "the HTML part is empty")
+    try:
+        html = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise fail(source, f"{name} first text/html part",
+                   f"the page is not valid UTF-8 after quoted-printable decoding (byte {exc.start})") from exc
+    if "</html>" not in html.lower():
+        raise fail(source, f"{name} first text/html part", "the page is truncated (no closing </html>)")
+    return html
+
+
+def _last_day(year: int, month: int) -> dt.date:
+    return dt.date(year, month, calendar.monthrange(year, month)[1])
+
+
+def parse(path: Path, source: Source) -> Parsed:
+    data = read_bytes(path, source)
+    name = path.name
+    html = page_html(data, source, name)
+    doc = parse_document(html, source, f"{name} first text/html part")
+
+    found = []
+    for i, table in enumerate(doc.iter("table"), start=1):
+        cap = table.find("caption")
+        if cap is not None and CAPTION_KEY in clean_text(cap.text_content()).casefold():
+            found.append((i, table, clean_text(cap.text_content())))
+    if not found:
+        raise fail(source, name, "no table captioned '... Irregular Border Crossers ...'")
+    if len(found) > 1:
+        raise fail(source, name, f"{len(found)} tables captioned '... Irregular Border Crossers ...'; expected one")
+    tindex, table, caption = found[0]
+    where = f'table {tindex} "{caption}"'
+
+    m = PERIOD.search(caption.casefold())
+    if not m:
+        raise fail(source, f"{where} caption", "caption gives no period 'Month YYYY to Month YYYY'")
+    start = dt.date(int(m.group(2)), MONTHS[m.group(1)], 1)
+    end = _last_day(int(m.group(4)), MONTHS[m.group(3)])
+    if start > end:
+        raise fail(source, f"{where} caption", f"period starts {start} after it ends {end}")
+    if source.period_end and str(source.period_end) != end.isoformat():
+        raise fail(source, f"{where} caption",
+                   f"caption period ends {end}, the source record says {source.period_end}")
+    if source.period_start and str(source.period_start) != start.isoformat():
+        raise fail(source, f"{where} caption",
+                   f"caption period starts {start}, the source record says {source.period_start}")
+
+    head, body = split_rows(table, source, where)
+    h1 = cells_of(head[0])
+    row1 = [norm_header(cell_text(c)) for c in h1]
+    row2 = [norm_header(cell_text(c)) for c in cells_of(head[1])]
+    if row1[:-1] != ROW1 or len(row1) != len(ROW1) + 1:
+        raise fail(source, f"{where} header row 1",
+                   f"headers {[clean_text(cell_text(c)) for c in h1]} differ from "
+                   "['', 'Intake', 'Finalized', 'Pending']")
+    if row2 != ROW2:
+        raise fail(source, f"{where} header row 2",
+                   f"headers {[clean_text(cell_text(c)) for c in cells_of(head[1])]} differ from "
+                   "['Accepted', 'Rejected', 'Abandoned', 'Withdrawn & Other', 'Total']")
+    table_notes: list[str] = []
+    if row1[-1] != PENDING_PLAIN:
+        q = PENDING_QUARTER.match(row1[-1])
+        if not q:
+            raise fail(source, f"{where} header row 1 col {len(row1)}",
+                       f"header {clean_text(cell_text(h1[-1]))!r} is not 'Pending' or "
+                       "'Pending at end of period (YYYY-Qn)'")
+        q_end = _last_day(int(q.group(1)), 3 * int(q.group(2)))
+        if q_end != end:
+            table_notes.append(
+                f"the Pending header reads {clean_text(cell_text(h1[-1]))!r} although the caption "
+                f"period ends {end.isoformat()} (publisher typo); pending read as at the period end")
+
+    out = Parsed()
+    modified = date_modified(doc)
+    if modified:
+        out.file_facts["vintage"] = modified
+    period = {"period_start": start.isoformat(), "period_end": end.isoformat()}
+    ncells = len(MEASURES) + 1
+    seen: dict[str, int] = {}
+    total_seen = False
+    last_label = None
+    for rindex, tr in enumerate(body, start=1):
+        cells = cells_of(tr)
+        texts = [cell_text(c) for c in cells]
+        if not any(clean_text(t) for t in texts):
+            continue
+        printed = clean_text(texts[0]) if texts else ""
+        fn = FOOTNOTE.search(printed)
+        label = FOOTNOTE.sub("", printed).strip()
+        rwhere = f"{where} row {rindex}" + (f" ({label!r})" if label else "")
+        if len(cells) != ncells:
+            raise fail(source, rwhere, f"row has {len(cells)} cells; expected {ncells}")
+        if not label:
+            raise fail(source, rwhere, "row has numbers but no country label")
+        if _key(label) in TOTAL_KEYS:
+            if total_seen or seen:
+                raise fail(source, rwhere, "a total row after the first data row")
+            total_seen = True
+            notes = list(table_notes)
+            if fn:
+                notes.append(f"Footnote {fn.group(1)}: {_footnote(doc, fn.group(1))}")
+                table_notes.append(f"publisher footnote on the total row: {_footnote(doc, fn.group(1))}")
+            for measure, col, raw in zip(MEASURES, COLUMN_LABELS, texts[1:]):
+                out.totals.append(Total(TABLE, measure, dict(period), read_count(raw), label,
+                                        f"{where} row {rindex} col {col}", "; ".join(notes) or None))
+            continue
+        if not total_seen:
+            raise fail(source, rwhere, "the first data row is not the 'Total (all countries)' row")
+        if label in seen:
+            raise fail(source, rwhere, f"country {label!r} listed twice (also row {seen[label]})")
+        seen[label] = rindex
+        last_label = label
+        fact: dict = {**period, "country_label": label}
+        notes = list(table_notes)
+        for measure, raw in zip(MEASURES, texts[1:]):
+            count = read_count(raw)
+            fact[measure] = count
+            note = cell_note(measure, raw, count)
+            if note:
+                notes.append(note)
+        fact["source_locator"] = f"{where} row {rindex}"
+        fact["notes"] = "; ".join(notes) or None
+        out.add(TABLE, fact)
+    if not total_seen:
+        raise fail(source, where, "no 'Total (all countries)' row")
+    if last_label is None or _key(last_label) != OTHER_KEY:
+        raise fail(source, where, f"the last row is {last_label!r}, not 'Other Countries'")
+    flag_inconsistencies(out.tables[TABLE], out.totals, MEASURES[1:5])
+    return out
+
+
+def _footnote(doc, number: str) -> str:
+    """Text of the page's footnote ``number`` (WET ``<dd id="fnN"><p>...</p>``)."""
+    for el in doc.iter("dd"):
+        if el.get("id") == f"fn{number}":
+            p = el.find("p")
+            text = clean_text((p if p is not None else el).text_content())
+            if text:
+                return text
+    return "(footnote text not found on the page)"
