@@ -36,7 +36,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from openpyxl import load_workbook
+from python_calamine import CalamineWorkbook
 from openpyxl.utils import get_column_letter
 
 from ..cells import SUPPRESSED, Count, clean_text, read_count
@@ -329,29 +329,36 @@ def load_rows(path: Path, source: "Source", sheet: str | None) -> tuple[str, lis
     """
     data = read_bytes(path, source)
     where = f"workbook {path.name}"
+    if not data.startswith(b"PK"):
+        raise fail(source, where, f"not a readable .xlsx workbook (it starts with {data[:12]!r}, "
+                   "not a zip container)",
+                   "check that the file is the Excel workbook and not a truncated or HTML copy")
     try:
-        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as exc:  # zipfile.BadZipFile, InvalidFileException, KeyError, XML errors
+        wb = CalamineWorkbook.from_filelike(io.BytesIO(data))
+    except Exception as exc:  # CalamineError, zip errors, XML errors
         raise fail(source, where, f"not a readable .xlsx workbook ({type(exc).__name__}: {exc})",
                    "check that the file is the Excel workbook and not a truncated or HTML copy") from exc
+    names = list(wb.sheet_names)
+    if sheet is None:
+        if not names:
+            raise fail(source, where, "the workbook has no sheets")
+        sheet = names[0]
+    if sheet not in names:
+        raise fail(source, where, f"sheet {sheet!r} not found (sheets: {', '.join(map(repr, names))})")
     try:
-        names = list(wb.sheetnames)
-        if sheet is None:
-            if not names:
-                raise fail(source, where, "the workbook has no sheets")
-            sheet = names[0]
-        if sheet not in names:
-            raise fail(source, where, f"sheet {sheet!r} not found (sheets: {', '.join(map(repr, names))})")
-        try:
-            rows = [list(r) for r in wb[sheet].iter_rows(values_only=True)]
-        except Exception as exc:  # truncated members surface here in read-only mode
-            raise fail(source, f"{where} sheet {sheet!r}",
-                       f"cannot read the sheet ({type(exc).__name__}: {exc})") from exc
-    finally:
-        try:
-            wb.close()
-        except Exception:  # pragma: no cover - closing never matters
-            pass
+        grid = wb.get_sheet_by_name(sheet).to_python(skip_empty_area=False)
+    except Exception as exc:  # truncated members surface here
+        raise fail(source, f"{where} sheet {sheet!r}",
+                   f"cannot read the sheet ({type(exc).__name__}: {exc})") from exc
+    # Empty cells as None and rows without trailing empties, as the layout reader expects.
+    rows = []
+    for raw in grid:
+        row = [None if v == "" else v for v in raw]
+        while row and row[-1] is None:
+            row.pop()
+        rows.append(row)
+    while rows and not rows[-1]:
+        rows.pop()
     if not rows:
         raise fail(source, f"{where} sheet {sheet!r}", "the sheet is empty")
     return sheet, rows
