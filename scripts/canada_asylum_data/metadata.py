@@ -64,7 +64,10 @@ def cite_text(resource: dict, meta: dict, sources: dict) -> str:
         what = f'{len(used)} source files listed in the sources table'
     else:
         what = f'"{resource.get("title", resource["name"])}"'
-    vint = f", vintage {', '.join(vintages[-3:])}" if vintages else ""
+    if len(vintages) > 3:
+        vint = f", vintages {vintages[0]} to {vintages[-1]}"
+    else:
+        vint = f", vintage {', '.join(vintages)}" if vintages else ""
     return (f"{'; '.join(publishers)}, {what}{vint}, via canada-asylum-data (data version "
             f"{meta.get('version')}, table {resource['name']}), accessed YYYY-MM-DD.")
 

@@ -71,4 +71,6 @@ def datasette_command(paths: Paths, host: str, port: int, extra: tuple[str, ...]
     static = paths.root / "static"
     if static.is_dir():
         cmd += ["--static", f"static:{static}"]
+    # The data package itself (datapackage.json + CSVs with the publishers' markers).
+    cmd += ["--static", f"datapackage:{paths.datapackage}"]
     return cmd + list(extra)

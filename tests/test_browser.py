@@ -1,0 +1,152 @@
+"""The site in a real browser: Playwright drives Debian's Chromium (/usr/bin/chromium,
+headless) against `canada-asylum-data serve` on 127.0.0.1. Charts must render (SVG or
+canvas), no JavaScript errors, no request may leave 127.0.0.1; screenshots are saved to
+build/screenshots/ (or $CANADA_ASYLUM_DATA_SCREENSHOTS)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+import pytest
+
+from .conftest import ROOT
+from .conftest import copy_project, run
+
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+# Screenshots go to build/screenshots/; set CANADA_ASYLUM_DATA_SCREENSHOTS=docs/screenshots
+# to refresh the ones the README shows.
+SHOTS = Path(os.environ.get("CANADA_ASYLUM_DATA_SCREENSHOTS", ROOT / "build" / "screenshots"))
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if not CHROMIUM.exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM} (apt-get install -y chromium)")
+    root = copy_project(tmp_path_factory.mktemp("browser"))
+    result = run(root, "build", "--silent")
+    assert result.exit_code == 0, result.output
+    port = _free_port()
+    # the README's serve command
+    exe = Path(sys.executable).parent / "canada-asylum-data"
+    proc = subprocess.Popen([str(exe), "--root", str(root), "serve", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if httpx.get(base + "/-/versions.json", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    else:
+        proc.terminate()
+        pytest.fail("datasette did not start: " + proc.stdout.read().decode()[-2000:])
+    yield base
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    pg.js_errors, pg.outside = [], []
+    pg.on("pageerror", lambda exc: pg.js_errors.append(str(exc)))
+    pg.on("console", lambda msg: pg.js_errors.append(msg.text) if msg.type == "error" else None)
+
+    def guard(route):
+        host = urlparse(route.request.url).hostname
+        if host not in ("127.0.0.1",):
+            pg.outside.append(route.request.url)
+            route.abort()
+        else:
+            route.continue_()
+
+    pg.route("**/*", guard)
+    yield pg
+    context.close()
+
+
+def visit(page, url: str, shot: str):
+    response = page.goto(url, wait_until="networkidle")
+    assert response.status == 200, url
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{shot}.png"), full_page=False)
+    return response
+
+
+def clean(page):
+    assert page.js_errors == [], page.js_errors
+    assert page.outside == [], f"requests left 127.0.0.1: {page.outside}"
+
+
+def test_home_page(page, server):
+    visit(page, server + "/", "home")
+    assert "Asylum claims in Canada" in page.content()
+    assert "data version" in page.content()
+    clean(page)
+
+
+def test_table_page_with_facets(page, server):
+    visit(page, server + "/canada_asylum/rcmp_interceptions_by_province?_facet=province_code", "table-facets")
+    assert page.locator(".facet-info").count() >= 1
+    assert "Facet counts are numbers of rows" in page.content()
+    clean(page)
+
+
+def test_filtered_us_view(page, server):
+    visit(page, server + "/canada_asylum/us_claims_by_year?year__gte=2017", "us-view")
+    rows = page.locator("table.rows-and-columns tbody tr")
+    assert rows.count() == 7
+    assert "rpd_accepted_low" in page.content()
+    clean(page)
+
+
+def test_canned_query_with_parameters(page, server):
+    visit(page, server + "/canada_asylum/interceptions_by_province?province=BC&month_from=2023-01&month_to=2023-06",
+          "canned-query")
+    rows = page.locator("table.rows-and-columns tbody tr")
+    assert rows.count() == 6
+    assert "stca_additional_protocol" in page.content()
+    assert "Roxham Road" in page.content()  # the query's description is shown
+    clean(page)
+
+
+def test_charts_render(page, server):
+    visit(page, server + "/-/dashboards/journalist", "charts")
+    page.wait_for_function(
+        "document.querySelectorAll('.vega-embed svg, .vega-embed canvas').length >= 4", timeout=30000)
+    page.screenshot(path=str(SHOTS / "charts.png"), full_page=True)
+    assert page.locator(".vega-embed svg, .vega-embed canvas").count() >= 4
+    clean(page)
+
+
+def test_dictionary_page(page, server):
+    visit(page, server + "/dictionary", "dictionary")
+    assert page.locator("table.rows-and-columns tbody tr").count() > 30
+    clean(page)

@@ -1,0 +1,268 @@
+"""The journalist's desk: views and canned queries return the numbers the underlying
+tables give (recomputed here from the CSV files, independently of the SQL), suppression
+bounds are right, and every table, view and canned query is described."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+import yaml
+
+from canada_asylum_data.schemas import load_schemas
+
+from .conftest import DATAPACKAGE, ROOT, copy_project, run
+
+DB = "canada_asylum"
+FACT_PREFIXES = ("irb_", "rcmp_", "cbsa_", "ircc_", "unhcr_asylum")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    root = copy_project(tmp_path_factory.mktemp("journalist"))
+    result = run(root, "build", "--silent")
+    assert result.exit_code == 0, result.output
+    result = run(root, "metadata")
+    assert result.exit_code == 0, result.output
+    return root
+
+
+def get(root: Path, path: str):
+    from datasette.app import Datasette
+
+    metadata = yaml.safe_load((root / "metadata.yml").read_text())
+    ds = Datasette(immutables=[str(root / "build" / f"{DB}.db")], metadata=metadata,
+                   settings={"sql_time_limit_ms": 5000, "max_returned_rows": 10000})
+
+    async def go():
+        response = await ds.client.get(path)
+        assert response.status_code == 200, (path, response.text[:500])
+        return response.json()
+
+    return asyncio.run(go())
+
+
+def rows_of(table: str) -> list[dict]:
+    with open(DATAPACKAGE / "data" / f"{table}.csv", newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def pct(got, num_, den) -> bool:
+    """SQLite rounds halves away from zero, Python to even: compare within 0.05."""
+    return got is not None and abs(got - 100.0 * num_ / den) <= 0.0500001
+
+
+def num(value):
+    return int(value) if value not in (None, "", "--") and value.lstrip("-").isdigit() else None
+
+
+def bounds(row: dict, measure: str, others: list[str]) -> tuple[int, int | None, str]:
+    """Independent implementation of the documented bounds rule."""
+    value, fin = num(row[measure]), num(row["finalized"])
+    known = [num(row[o]) for o in others]
+    if value is not None:
+        return value, value, "published"
+    if fin is not None and all(k is not None for k in known):
+        return fin - sum(known), fin - sum(known), "derived_exact"
+    if fin is not None:
+        return 0, fin - sum(k or 0 for k in known), "bounded_by_finalized"
+    return 0, None, "unbounded"
+
+
+OUTCOMES = ["accepted", "rejected", "abandoned", "withdrawn_other"]
+
+
+def test_acceptance_rate_view_bounds_match_independent_computation(site):
+    got = get(site, f"/{DB}/irb_rpd_acceptance_rates.json?_shape=array&_size=max")
+    assert len(got) == len(rows_of("irb_rpd_claims"))
+    by_key = {(r["year"], r["country_label"]): r for r in got}
+    suppressed_seen = 0
+    for row in rows_of("irb_rpd_claims"):
+        v = by_key[(int(row["year"]), row["country_label"])]
+        lo, hi, how = bounds(row, "accepted", [o for o in OUTCOMES if o != "accepted"])
+        assert (v["accepted_low"], v["accepted_high"], v["accepted_bounds_method"]) == (lo, hi, how), row
+        rlo, rhi, rhow = bounds(row, "rejected", [o for o in OUTCOMES if o != "rejected"])
+        assert (v["rejected_low"], v["rejected_high"], v["rejected_bounds_method"]) == (rlo, rhi, rhow)
+        if how != "published":
+            suppressed_seen += 1
+            assert v["accepted"] is None
+            if hi is not None:
+                assert 0 <= lo <= hi <= num(row["finalized"])
+        fin = num(row["finalized"])
+        if fin and hi is not None:
+            assert pct(v["acceptance_rate_finalized_low_pct"], lo, fin)
+            assert pct(v["acceptance_rate_finalized_high_pct"], hi, fin)
+        if lo == hi and rlo == rhi and lo + rlo:
+            assert pct(v["acceptance_rate_decided_pct"], lo, lo + rlo)
+    assert suppressed_seen > 100
+
+
+def test_us_claims_by_year_matches_the_tables(site):
+    got = {r["year"]: r for r in get(site, f"/{DB}/us_claims_by_year.json?_shape=array")}
+    rpd = {int(r["year"]): r for r in rows_of("irb_rpd_claims") if r["country_code"] == "USA"}
+    rad = {int(r["year"]): r for r in rows_of("irb_rad_appeals") if r["country_code"] == "USA"}
+    assert sorted(got) == sorted(set(rpd) | set(rad))
+    apps, dec = defaultdict(int), defaultdict(int)
+    for r in rows_of("unhcr_asylum_applications"):
+        if r["origin_code"] == "USA" and r["asylum_code"] == "CAN" and r["app_pc"] == "P" and r["app_type"] == "N":
+            apps[int(r["year"])] += num(r["applied"]) or 0
+    for r in rows_of("unhcr_asylum_decisions"):
+        if (r["origin_code"], r["asylum_code"], r["dec_pc"], r["dec_level"]) == ("USA", "CAN", "P", "FI"):
+            dec[int(r["year"])] += num(r["recognized"]) or 0
+    for year, v in got.items():
+        r = rpd[year]
+        for m in ("referred", "accepted", "rejected", "abandoned", "withdrawn_other", "finalized", "pending"):
+            assert v[f"rpd_{m}"] == num(r[m]), (year, m)
+        lo, hi, how = bounds(r, "accepted", OUTCOMES[1:])
+        assert (v["rpd_accepted_low"], v["rpd_accepted_high"], v["rpd_accepted_bounds_method"]) == (lo, hi, how)
+        if year in rad:
+            assert v["rad_filed"] == num(rad[year]["filed"])
+        assert v["unhcr_applied_new"] == (apps[year] if year in apps else None)
+        assert v["unhcr_recognized_first_instance"] == (dec[year] if year in dec else None)
+    # 2017: only accepted suppressed, so it is derived exactly from the published total
+    r17 = rpd[2017]
+    if got[2017]["rpd_accepted_bounds_method"] == "derived_exact":
+        assert got[2017]["rpd_accepted_low"] == num(r17["finalized"]) - sum(num(r17[o]) for o in OUTCOMES[1:])
+
+
+def test_rcmp_monthly_view_and_phase(site):
+    got = get(site, f"/{DB}/rcmp_interceptions_monthly.json?_shape=array&_size=max")
+    totals = defaultdict(int)
+    for r in rows_of("rcmp_interceptions"):
+        totals[r["month"]] += num(r["interceptions"]) or 0
+    assert {r["month"]: r["interceptions_canada"] for r in got} == dict(totals)
+    phase = {r["month"]: r["agreement_phase"] for r in got}
+    assert phase["2023-02"] == "stca_ports_of_entry_only"
+    assert phase["2023-03"] == "protocol_month"
+    assert phase["2023-04"] == "stca_additional_protocol"
+    assert all(r["agreement_phase_fr"] for r in got)
+
+
+def test_claims_by_office_bounds(site):
+    got = get(site, f"/{DB}/claims_by_office_month.json?_shape=array&_size=max&month=2023-03")
+    src = [r for r in rows_of("ircc_claimants_office_province") if r["month"] == "2023-03"]
+    assert len(got) == len(src)
+    for v in got:
+        if v["claimants"] is None:
+            assert (v["claimants_low"], v["claimants_high"], v["bounds_method"]) == (1, 4, "suppressed_1_to_4")
+        else:
+            assert (v["claimants_low"], v["claimants_high"]) == (max(v["claimants"] - 2, 0), v["claimants"] + 2)
+        assert v["office_type_fr"] and v["province_name_fr"]
+
+
+def test_top_countries_by_year(site):
+    got = get(site, f"/{DB}/top_countries_by_year.json?_shape=array&year=2023")
+    src = sorted((num(r["referred"]) for r in rows_of("irb_rpd_claims")
+                  if r["year"] == "2023" and num(r["referred"]) is not None), reverse=True)
+    assert [r["referred"] for r in got[:10]] == src[:10]
+    assert got[0]["rank"] == 1 and all(r["country_name_fr"] for r in got)
+
+
+def test_us_vs_all_uses_printed_totals(site):
+    got = {r["year"]: r for r in get(site, f"/{DB}/irb_acceptance_us_vs_all.json?_shape=array")}
+    printed = defaultdict(dict)
+    for r in rows_of("published_totals"):
+        if r["fact_table"] == "irb_rpd_claims" and r["label"] == "Total":
+            printed[yaml.safe_load(r["scope"])["year"]][r["measure"]] = int(r["value"])
+    for year, t in printed.items():
+        assert pct(got[year]["all_rate_decided_pct"], t["accepted"], t["accepted"] + t["rejected"])
+        assert pct(got[year]["all_rate_finalized_pct"], t["accepted"], t["finalized"])
+
+
+def test_canned_queries_work_bare_and_match_the_tables(site):
+    bare = get(site, f"/{DB}/country_claims_by_year.json?_shape=array")
+    us = {int(r["year"]): r for r in rows_of("irb_rpd_claims") if r["country_code"] == "USA"}
+    assert [r["year"] for r in bare] == sorted(us)
+    assert all(r["referred"] == num(us[r["year"]]["referred"]) for r in bare)
+    hti = get(site, f"/{DB}/country_claims_by_year.json?_shape=array&country=HTI&year_from=2020&year_to=2022")
+    assert [r["year"] for r in hti] == [2020, 2021, 2022] and {r["country_code"] for r in hti} == {"HTI"}
+
+    qc = get(site, f"/{DB}/interceptions_by_province.json?_shape=array")
+    src = {r["month"]: num(r["interceptions"]) for r in rows_of("rcmp_interceptions") if r["province_code"] == "QC"}
+    assert {r["month"]: r["interceptions"] for r in qc} == {m: v for m, v in src.items() if "2017-01" <= m <= "2023-12"}
+
+    office = get(site, f"/{DB}/claims_by_office.json?_shape=array&province=ON&year_from=2022&year_to=2022")
+    sums = defaultdict(int)
+    for r in rows_of("ircc_claimants_office_province"):
+        if r["province_code"] == "ON" and r["year"] == "2022":
+            sums[r["office_type"]] += num(r["claimants"]) or 0
+    assert {r["office_type"]: r["claimants_published_sum"] or 0 for r in office} == dict(sums)
+
+    unhcr = get(site, f"/{DB}/unhcr_origin_in_canada.json?_shape=array")
+    assert unhcr and all(2000 <= r["year"] <= 2025 for r in unhcr)
+    for name in ("interceptions_by_phase", "events_between"):
+        assert get(site, f"/{DB}/{name}.json?_shape=array"), name
+
+
+def test_every_table_view_and_query_is_described(site):
+    meta = yaml.safe_load((site / "metadata.yml").read_text())
+    db = meta["databases"][DB]
+    tables = get(site, f"/{DB}.json")["tables"]
+    views = [v["name"] for v in yaml.safe_load((DATAPACKAGE / "views.yml").read_text())["views"]]
+    for name in [t["name"] for t in tables] + views:
+        entry = db["tables"].get(name) or {}
+        assert entry.get("title") and len(entry.get("description", "")) > 80, name
+        assert "Facet counts are numbers of rows" in entry["description"], name
+        assert "Cite this:" in entry["description"], name
+    queries = yaml.safe_load((DATAPACKAGE / "queries.yml").read_text())["queries"]
+    assert len(queries) >= 5
+    for q in queries:
+        assert db["queries"][q["name"]]["description"] and db["queries"][q["name"]]["title"]
+    assert "datasette-dashboards" in meta["plugins"]
+
+
+def test_cite_text_names_version_and_vintage(site):
+    meta = yaml.safe_load((site / "metadata.yml").read_text())
+    version = yaml.safe_load((DATAPACKAGE / "package.yaml").read_text())["version"]
+    desc = meta["databases"][DB]["tables"]["irb_rpd_claims"]["description"]
+    assert f"data version {version}" in desc and "vintage" in desc and "accessed" in desc
+
+
+def test_definitions_cover_every_measure():
+    defs = {(r["table_name"], r["measure"]) for r in rows_of("definitions")}
+    schemas = load_schemas(DATAPACKAGE / "schemas")
+    missing = []
+    for name, schema in schemas.items():
+        if not name.startswith(FACT_PREFIXES):
+            continue
+        for f in schema.fields:
+            if f.get("type") == "integer" and f["name"] not in ("year", "quarter", "rank", "ranking_period"):
+                if (name, f["name"]) not in defs:
+                    missing.append(f"{name}.{f['name']}")
+    assert not missing, missing
+    for r in rows_of("definitions"):
+        assert all(r[k] for k in ("unit", "counts", "publisher", "counted_when", "not_comparable_with"))
+
+
+def test_bilingual_labels_and_french_titles():
+    for table in ("countries", "provinces", "categories"):
+        for r in rows_of(table):
+            assert r["name_fr" if table != "categories" else "label_fr"], (table, r)
+    for name, schema in load_schemas(DATAPACKAGE / "schemas").items():
+        assert schema.doc.get("title_fr") and schema.doc.get("description_fr"), name
+
+
+def test_events_are_dated_sourced_and_verified():
+    events = rows_of("events")
+    ids = {e["event_id"] for e in events}
+    assert {"stca_in_force", "stca_additional_protocol", "scc_stca_2023"} <= ids
+    protocol = next(e for e in events if e["event_id"] == "stca_additional_protocol")
+    assert protocol["event_date"] == "2023-03-25"
+    for e in events:
+        assert e["source_url"].startswith("http") and e["verified"] and e["title_fr"]
+
+
+def test_suppressed_rounded_revised_query(site):
+    got = {r["table_name"]: r for r in get(site, f"/{DB}/suppressed_rounded_revised.json?_shape=array")}
+    for table in ("irb_rpd_claims", "rcmp_interceptions", "ircc_claimants_office_province"):
+        rows = rows_of(table)
+        assert got[table]["rows_total"] == len(rows)
+        assert got[table]["rows_with_suppressed_cells"] == sum(1 for r in rows if r["suppressed_measures"])
+    revised = sum(1 for r in rows_of("revisions")
+                  if r["table_name"] == "unhcr_asylum_decisions" and r["change"] == "changed")
+    assert got["unhcr_asylum_decisions"]["values_revised_between_releases"] == revised
+    one = get(site, f"/{DB}/suppressed_rounded_revised.json?_shape=array&table=rcmp_interceptions")
+    assert [r["table_name"] for r in one] == ["rcmp_interceptions"]
