@@ -9,6 +9,7 @@ immutable serving.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import sqlite3
@@ -21,7 +22,6 @@ import yaml
 from .errors import BuildError, ConfigError
 from .progress import SILENT, Progress
 from .schemas import load_schemas
-from .validate import read_table
 
 SQL_TYPES = {"integer": int, "number": float, "boolean": int, "string": str, "date": str}
 INDEX_COLUMNS = ("year", "month", "country_code", "province_code", "origin_code", "asylum_code",
@@ -43,16 +43,13 @@ def load_views(path: Path) -> list[dict]:
     return views
 
 
-def _convert(value: str, ftype: str, missing: set[str]):
-    if value in missing:
-        return None
-    if ftype == "integer":
-        return int(value)
-    if ftype == "number":
-        return float(value)
-    if ftype == "boolean":
-        return 1 if value.lower() == "true" else 0
-    return value
+def _converter(ftype: str, missing: set[str]):
+    """A function turning one CSV cell into its SQLite value (markers become NULL)."""
+    cast = {"integer": int, "number": float,
+            "boolean": lambda v: 1 if v.lower() == "true" else 0}.get(ftype)
+    if cast is None:
+        return lambda v: None if v in missing else v
+    return lambda v: None if v in missing else cast(v)
 
 
 def build_database(datapackage_dir: Path, db_path: Path, views_path: Path,
@@ -87,7 +84,6 @@ def build_database(datapackage_dir: Path, db_path: Path, views_path: Path,
                 raise BuildError(f"view {view['name']} does not compile ({exc})", str(views_path),
                                  "fix its SQL") from exc
         db.conn.commit()
-        db.conn.execute("VACUUM")
         db.conn.close()
         os.replace(tmp, db_path)
     finally:
@@ -109,17 +105,23 @@ def _load_resource(db: sqlite_utils.Database, root: Path, res: dict, schemas) ->
     table.create(columns, pk=pk if pk and len(pk) > 1 else (pk[0] if pk else None),
                  not_null=not_null, foreign_keys=fks)
     path = root / res["path"]
+    names = [f["name"] for f in fields]
+    convert = [_converter(f["type"], missing) for f in fields]
+    sql = (f"insert into [{name}] ({', '.join(f'[{n}]' for n in names)}) "
+           f"values ({', '.join('?' for _ in names)})")
     try:
-        rows = read_table(path)
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if header != names:
+                raise BuildError(f"table {name} has columns {header}, its schema says {names}", str(path),
+                                 "run `canada-asylum-data package` to regenerate it")
+            db.conn.executemany(sql, (tuple(c(v) for c, v in zip(convert, row)) for row in reader))
     except OSError as exc:
         raise BuildError(f"cannot read table {name}", str(path)) from exc
-    types = {f["name"]: f["type"] for f in fields}
-    try:
-        converted = [{k: _convert(v, types[k], missing) for k, v in row.items()} for row in rows]
-    except (ValueError, KeyError) as exc:
+    except (ValueError, sqlite3.Error) as exc:
         raise BuildError(f"table {name} has a value that does not fit its schema ({exc})", str(path),
                          "run `canada-asylum-data validate` to find it") from exc
-    table.insert_all(converted, batch_size=5000)
     doc = schemas[name].doc if name in schemas else {}
     for col in list(doc.get("facets") or []) + [c for c in INDEX_COLUMNS if c in columns]:
         if col in columns:
