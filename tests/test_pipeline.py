@@ -118,3 +118,17 @@ def test_database_has_keys_indexes_and_views(fresh):
                       "and accepted is not null").fetchone()[0]
     assert supp == 0
     assert (fresh / "build" / "inspect-data.json").is_file()
+
+
+def test_frictionless_catches_broken_foreign_keys_and_types(tmp_path):
+    from canada_asylum_data.validate import frictionless_errors
+
+    root = copy_project(tmp_path / "p")
+    path = root / "datapackage" / "data" / "irb_rpd_claims.csv"
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[1] = lines[1].replace(",AFG,", ",QQQ,", 1)
+    lines[2] = lines[2].replace(",ALB,", ",ALB,x", 1)  # a referred count that is not an integer
+    path.write_text("".join(lines), encoding="utf-8")
+    errors = frictionless_errors(root / "datapackage" / "datapackage.json")
+    assert any("irb_rpd_claims: foreign-key" in e for e in errors), errors
+    assert any("irb_rpd_claims: type-error" in e for e in errors), errors

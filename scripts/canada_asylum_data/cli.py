@@ -98,7 +98,7 @@ def do_fetch(paths: Paths, mirror: Path | None, online: bool, progress: Progress
     return sources, results
 
 
-def do_package(paths: Paths, progress: Progress):
+def do_package(paths: Paths, progress: Progress, workers: int | None = None):
     from .fetch import present_raw_files
     from .normalize import normalize
     from .package import write_package
@@ -108,7 +108,7 @@ def do_package(paths: Paths, progress: Progress):
     raw = present_raw_files(sources, paths.raw)
     if not raw:
         raise CadError("no raw files to package", str(paths.raw), "run `canada-asylum-data fetch` first")
-    result = normalize(sources, raw, paths.datapackage, progress=progress)
+    result = normalize(sources, raw, paths.datapackage, progress=progress, workers=workers)
     written = write_package(result.tables, paths.datapackage, sources)
     progress.say(f"package: wrote {len(written)} tables to {paths.datapackage / 'data'}")
     return result
@@ -186,7 +186,7 @@ def package(obj, silent):
     Example:
       canada-asylum-data package
     """
-    do_package(obj.paths, Progress(silent))
+    do_package(obj.paths, Progress(silent), workers=1 if obj.debug else None)
 
 
 @cli.command()
@@ -262,7 +262,7 @@ def refresh(obj, mirror, online, silent):
     """
     progress = Progress(silent)
     do_fetch(obj.paths, mirror, online, progress)
-    do_package(obj.paths, progress)
+    do_package(obj.paths, progress, workers=1 if obj.debug else None)
     do_validate(obj.paths, progress)
     do_build(obj.paths, progress)
     do_metadata(obj.paths, False, progress)

@@ -18,6 +18,9 @@ class CadError(Exception):
         self.hint = hint or self.default_hint
         super().__init__(self.message)
 
+    def __reduce__(self):  # keep what/where/hint when sent between processes
+        return (self.__class__, (self.what, self.where, self.hint))
+
     @property
     def message(self) -> str:
         parts = [self.what]

@@ -11,7 +11,9 @@ provinces, country_aliases, sources, coverage) are derived here too.
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,13 +119,33 @@ def _vintage(source: Source, parsed: Parsed) -> str | None:
     return parsed.file_facts.get("vintage") or source.vintage
 
 
+def parse_all(todo: list[Source], raw_files: dict[str, Path], progress: Progress,
+              workers: int | None = None) -> dict[str, Parsed]:
+    """Parse every source, in a process pool when there is more than one core (largest
+    files first). The result does not depend on the order the parsers finish in."""
+    workers = workers or os.cpu_count() or 1
+    order = sorted(todo, key=lambda s: -(raw_files[s.id].stat().st_size))
+    if workers <= 1 or len(todo) <= 1:
+        return {s.id: parse_source(s, raw_files[s.id])
+                for s in progress.items(order, "parse", show=lambda s: s.id if s else "")}
+    out: dict[str, Parsed] = {}
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(parse_source, s, raw_files[s.id]): s for s in order}
+        try:
+            for future in progress.items(as_completed(futures), "parse", length=len(futures)):
+                out[futures[future].id] = future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    return out
+
+
 def normalize(sources: list[Source], raw_files: dict[str, Path], datapackage_dir: Path,
-              progress: Progress = SILENT) -> Normalized:
+              progress: Progress = SILENT, workers: int | None = None) -> Normalized:
     resolver = CountryResolver(datapackage_dir / "aliases")
-    parsed: dict[str, Parsed] = {}
     todo = [s for s in sources if s.parser != NO_PARSER and s.id in raw_files]
-    for source in progress.items(todo, "parse", show=lambda s: s.id if s else ""):
-        parsed[source.id] = parse_source(source, raw_files[source.id])
+    parsed = parse_all(todo, raw_files, progress, workers)
 
     # Vintages: sources sharing `vintage_of` are versions of one series; newest wins.
     groups: dict[str, list[Source]] = defaultdict(list)

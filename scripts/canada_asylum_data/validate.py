@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -171,18 +172,52 @@ def reconcile(tables: dict[str, list[dict]], schemas) -> list[Check]:
     return checks
 
 
-def frictionless_errors(descriptor: Path, limit: int = 50) -> list[str]:
+def _frictionless_group(descriptor: str, names: list[str], limit: int) -> list[str]:
+    """Validate some resources of the package (foreign keys resolved within the package)."""
     from frictionless import Package, system
 
+    out: list[str] = []
     with system.use_context(trusted=True):
-        report = Package(str(descriptor)).validate()
-    out = []
-    for task in report.tasks:
-        for error in task.errors[:limit]:
-            out.append(f"{task.name}: {error.type}: {error.message}")
-    for error in report.errors[:limit]:
-        out.append(f"package: {error.type}: {error.message}")
+        package = Package(descriptor)
+        for name in names:
+            report = package.get_resource(name).validate(limit_errors=limit)
+            out += [f"{name}: {error.type}: {error.message}" for task in report.tasks
+                    for error in task.errors[:limit]]
+            out += [f"{name}: {error.type}: {error.message}" for error in report.errors[:limit]]
     return out
+
+
+def frictionless_errors(descriptor: Path, limit: int = 50, workers: int | None = None) -> list[str]:
+    """Frictionless validation of the package metadata and of every resource (types,
+    constraints, primary keys, foreign keys). Resources are shared out over a process pool
+    (largest first, balanced by size); each worker loads the whole package, so foreign keys
+    are checked against the referenced resources."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from frictionless import FrictionlessException, Package, system
+
+    with system.use_context(trusted=True):
+        try:
+            Package(str(descriptor)).to_descriptor(validate=True)
+        except FrictionlessException as exc:
+            return [f"package: {e.type}: {e.message}" for e in exc.to_errors()]
+    desc = json.loads(descriptor.read_text(encoding="utf-8"))
+    workers = max(1, min(workers or os.cpu_count() or 1, len(desc["resources"])))
+    groups: list[list[str]] = [[] for _ in range(workers)]
+    load = [0] * workers
+    for res in sorted(desc["resources"], key=lambda r: -int(r.get("bytes") or 0)):
+        i = load.index(min(load))
+        groups[i].append(res["name"])
+        load[i] += int(res.get("bytes") or 0) + 50_000
+    if workers == 1:
+        found = [_frictionless_group(str(descriptor), groups[0], limit)]
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            found = list(pool.map(_frictionless_group, [str(descriptor)] * workers, groups,
+                                  [limit] * workers))
+    errors = [e for group in found for e in group]
+    order = {r["name"]: i for i, r in enumerate(desc["resources"])}
+    return sorted(errors, key=lambda e: order.get(e.split(":", 1)[0], -1))
 
 
 def validate_package(datapackage_dir: Path, with_frictionless: bool = True) -> Report:
