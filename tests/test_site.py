@@ -116,3 +116,34 @@ def test_serve_command_serves_the_committed_data(site):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=10)
+
+
+def test_rcmp_interceptions_filter_facet_and_sum(site):
+    import csv
+    import json as _json
+
+    status, data = get_json(site, "/canada_asylum/rcmp_interceptions.json?year=2017&_facet=province_code"
+                                  "&_facet=month&_size=max")
+    assert status == 200
+    facets = {f["value"]: f["count"] for f in data["facet_results"]["province_code"]["results"]}
+    assert facets["QC"] == 12 and set(facets) >= {"QC", "ON", "MB", "BC"}
+    status, rows = get_json(site, "/canada_asylum.json?_shape=array&sql=" +
+                            "select year, sum(interceptions) as n from rcmp_interceptions "
+                            "where province_code = 'QC' group by year order by year")
+    assert status == 200
+    assert [r["year"] for r in rows] == list(range(2017, 2024))
+    # the sums equal the printed provincial year totals (Total column) in published_totals
+    with (site / "datapackage" / "data" / "published_totals.csv").open(encoding="utf-8") as fh:
+        printed = {_json.loads(t["scope"])["year"]: int(t["value"]) for t in csv.DictReader(fh)
+                   if t["fact_table"] == "rcmp_interceptions"
+                   and _json.loads(t["scope"]).get("province_code") == "QC"
+                   and set(_json.loads(t["scope"])) == {"year", "province_code"}}
+    assert {r["year"]: r["n"] for r in rows} == printed
+
+
+def test_unhcr_us_to_canada_year_by_year(site):
+    for table in ("unhcr_asylum_applications", "unhcr_asylum_decisions"):
+        status, rows = get_json(site, f"/canada_asylum/{table}.json?origin_code=USA&asylum_code=CAN"
+                                      "&_shape=array&_size=max")
+        assert status == 200
+        assert sorted({r["year"] for r in rows}) == list(range(2000, 2026)), table
