@@ -31,7 +31,7 @@ from pathlib import Path
 from ..cells import clean_text, read_count
 from ..sources import Source
 from .base import Parsed, Total, fail, read_bytes
-from .irb_stat_html import (cell_note, cell_text, cells_of, date_modified, flag_inconsistencies, norm_header,
+from .irb_stat_html import (cell_text, country_row, cells_of, date_modified, flag_inconsistencies, norm_header,
                             parse_document, split_rows)
 
 TABLE = "irb_irregular_crosser_claims"
@@ -184,17 +184,8 @@ def parse(path: Path, source: Source) -> Parsed:
             raise fail(source, rwhere, f"country {label!r} listed twice (also row {seen[label]})")
         seen[label] = rindex
         last_label = label
-        fact: dict = {**period, "country_label": label}
-        notes = list(table_notes)
-        for measure, raw in zip(MEASURES, texts[1:]):
-            count = read_count(raw)
-            fact[measure] = count
-            note = cell_note(measure, raw, count)
-            if note:
-                notes.append(note)
-        fact["source_locator"] = f"{where} row {rindex}"
-        fact["notes"] = "; ".join(notes) or None
-        out.add(TABLE, fact)
+        out.add(TABLE, country_row(period, label, MEASURES, texts[1:], f"{where} row {rindex}",
+                                   table_notes))
     if not total_seen:
         raise fail(source, where, "no 'Total (all countries)' row")
     if last_label is None or _key(last_label) != OTHER_KEY:

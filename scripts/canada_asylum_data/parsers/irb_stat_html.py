@@ -127,6 +127,23 @@ def cell_note(measure: str, raw: str, count: Count) -> str | None:
     return None
 
 
+def country_row(period: dict, label: str, measures: list[str], cells: list[str], locator: str,
+                notes: list[str] | None = None) -> dict:
+    """One fact row of an IRB table: the period, the country label, a Count per measure
+    (in column order) and the notes about unreadable cells."""
+    fact: dict = {**period, "country_label": label}
+    notes = list(notes or [])
+    for measure, raw in zip(measures, cells):
+        count = read_count(raw)
+        fact[measure] = count
+        note = cell_note(measure, raw, count)
+        if note:
+            notes.append(note)
+    fact["source_locator"] = locator
+    fact["notes"] = "; ".join(notes) or None
+    return fact
+
+
 def split_rows(table, source: Source, where: str) -> tuple[list, list]:
     """(header rows, body rows) of a table."""
     thead = table.find("thead")
@@ -246,17 +263,7 @@ def parse(path: Path, source: Source) -> Parsed:
         if label in seen:
             raise fail(source, rwhere, f"country {label!r} listed twice (also row {seen[label]})")
         seen[label] = rindex
-        fact: dict = {**period, "country_label": label}
-        notes = []
-        for measure, raw in zip(measures, texts[1:]):
-            count = read_count(raw)
-            fact[measure] = count
-            note = cell_note(measure, raw, count)
-            if note:
-                notes.append(note)
-        fact["source_locator"] = f"{where} row {rindex}"
-        fact["notes"] = "; ".join(notes) or None
-        out.add(kind, fact)
+        out.add(kind, country_row(period, label, measures, texts[1:], f"{where} row {rindex}"))
     if not got_total:
         raise fail(source, where, "no 'Total' row")
     if not seen:
