@@ -28,19 +28,26 @@ INDEX_COLUMNS = ("year", "month", "country_code", "province_code", "origin_code"
                  "source_id", "period_end")
 
 
-def load_views(path: Path) -> list[dict]:
+def load_sql_entries(path: Path, key: str, kind: str) -> list[dict]:
+    """Read views.yml or queries.yml: a list under ``key`` of entries that each need a
+    name, title, description and sql."""
     if not path.exists():
         return []
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"views file is not valid YAML ({exc})", str(path)) from exc
-    views = doc.get("views") or []
-    for v in views:
-        for key in ("name", "title", "description", "sql"):
-            if not v.get(key):
-                raise ConfigError(f"view {v.get('name')!r} lacks {key}", str(path))
-    return views
+        raise ConfigError(f"{path.name} is not valid YAML ({exc})", str(path)) from exc
+    entries = doc.get(key) or []
+    for entry in entries:
+        for field in ("name", "title", "description", "sql"):
+            if not entry.get(field):
+                raise ConfigError(f"{kind} {entry.get('name')!r} lacks {field}", str(path),
+                                  f"every {kind} needs a name, title, description and sql")
+    return entries
+
+
+def load_views(path: Path) -> list[dict]:
+    return load_sql_entries(path, "views", "view")
 
 
 def _converter(ftype: str, missing: set[str]):

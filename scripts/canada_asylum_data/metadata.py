@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from .database import load_views
+from .database import load_sql_entries, load_views
 from .errors import ValidationError
 from .package import load_package_meta
 from .paths import DB_NAME
@@ -108,19 +108,7 @@ def table_metadata(resource: dict, schema: Schema, meta: dict, sources: dict | N
 
 
 def load_queries(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ValidationError(f"queries file is not valid YAML ({exc})", str(path)) from exc
-    queries = doc.get("queries") or []
-    for q in queries:
-        for key in ("name", "title", "description", "sql"):
-            if not q.get(key):
-                raise ValidationError(f"canned query {q.get('name')!r} lacks {key}", str(path),
-                                      "every canned query needs a name, title, description and sql")
-    return queries
+    return load_sql_entries(path, "queries", "canned query")
 
 
 def _source_index(datapackage_dir: Path) -> dict:
