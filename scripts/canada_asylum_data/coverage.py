@@ -103,8 +103,10 @@ def coverage_rows(sources: list[Source], raw_files: dict[str, Path], tables: dic
         for period in expected:
             if period not in periods:
                 start, end = _bounds(period, gran)
-                out.append(_row(table, "", gran, start, end, "missing", 0,
-                                f"no source in the package covers this {gran} of the series"))
+                note = ("no cumulative snapshot ending in this quarter is held (the publisher "
+                        "overwrote the page; no archived copy was found)" if gran == "quarter"
+                        else f"no source in the package covers this {gran} of the series")
+                out.append(_row(table, "", gran, start, end, "missing", 0, note))
     return out
 
 
