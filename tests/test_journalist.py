@@ -14,7 +14,7 @@ import yaml
 
 from canada_asylum_data.schemas import load_schemas
 
-from .conftest import DATAPACKAGE, ROOT, copy_project, run
+from .conftest import DATAPACKAGE, copy_project, run
 
 DB = "canada_asylum"
 FACT_PREFIXES = ("irb_", "rcmp_", "cbsa_", "ircc_", "unhcr_asylum")

@@ -3,18 +3,13 @@ byte for byte, it validates, and the database and metadata are complete."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
-from click.testing import CliRunner
 
-from canada_asylum_data.cli import cli
 from canada_asylum_data.schemas import load_schemas
 from canada_asylum_data.validate import validate_package
 

@@ -18,7 +18,6 @@ import yaml
 
 from canada_asylum_data.cells import clean_text
 
-from .conftest import ROOT
 from .test_pipeline import copy_project, run
 
 
