@@ -1,0 +1,132 @@
+"""Locust load test for the served site: a realistic mix of what journalists do.
+
+Run headless against a server on 127.0.0.1 (bench.py starts the servers and runs this):
+
+    locust -f benchmarks/locustfile.py --headless -u 16 -r 16 -t 120s \
+        --host http://127.0.0.1:8001 --csv build/bench/load
+
+Environment:
+    BENCH_KIND       "project" (our site: views, canned queries, charts page) or "baseline"
+                     (plain `sqlite-utils insert` + default Datasette: the same view and
+                     canned-query SQL is sent as ?sql=, pages it does not have are skipped)
+    BENCH_MAX_REQUESTS  stop after this many requests (default 20000)
+    BENCH_ROOT       project folder (for views.yml / metadata.yml), default: this checkout
+
+The test stops by itself after BENCH_MAX_REQUESTS requests or the -t run time, whichever
+comes first.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import httpx
+import yaml
+from locust import HttpUser, between, events, task  # noqa: F401
+
+DB = "canada_asylum"
+ROOT = Path(os.environ.get("BENCH_ROOT", Path(__file__).resolve().parent.parent))
+KIND = os.environ.get("BENCH_KIND", "project")
+MAX_REQUESTS = int(os.environ.get("BENCH_MAX_REQUESTS", "20000"))
+
+COUNTRIES = ["USA", "HTI", "MEX", "NGA", "COL", "TUR", "IND", "CHN", "IRN", "PAK"]
+YEARS = list(range(2013, 2024))
+
+
+def _views() -> dict[str, str]:
+    path = ROOT / "datapackage" / "views.yml"
+    doc = yaml.safe_load(path.read_text()) if path.exists() else {}
+    return {v["name"]: v["sql"] for v in (doc or {}).get("views") or []}
+
+
+def _queries() -> dict[str, str]:
+    path = ROOT / "metadata.yml"
+    doc = yaml.safe_load(path.read_text()) if path.exists() else {}
+    dbs = (doc or {}).get("databases") or {}
+    return {k: v["sql"] for k, v in ((dbs.get(DB) or {}).get("queries") or {}).items()}
+
+
+VIEWS = _views()
+QUERIES = _queries()
+VIEW = "us_claims_by_year" if "us_claims_by_year" in VIEWS else next(iter(VIEWS), None)
+QUERY = "country_claims_by_year" if "country_claims_by_year" in QUERIES else next(iter(QUERIES), None)
+
+
+def paths_for(kind: str) -> dict[str, tuple[int, callable]]:
+    """name -> (weight, function returning a path). Names group the stats."""
+    mix = {
+        "home": (5, lambda: "/"),
+        "db page": (2, lambda: f"/{DB}"),
+        "table html + facets": (12, lambda: f"/{DB}/irb_rpd_claims?_facet=year&_facet=country_code"
+                                             f"&year={random.choice(YEARS)}"),
+        "table html filter": (6, lambda: f"/{DB}/rcmp_interceptions?province_code=QC&_sort=month"),
+        "json api _shape=array": (30, lambda: f"/{DB}/irb_rpd_claims.json?_shape=array"
+                                               f"&country_code={random.choice(COUNTRIES)}&_sort=year"),
+        "json api big page": (8, lambda: f"/{DB}/cbsa_ircc_claimants.json?_shape=array&_size=1000"),
+        "csv export": (8, lambda: f"/{DB}/irb_rpd_claims.csv?year={random.choice(YEARS)}&_size=max"),
+    }
+    if kind == "project":
+        if VIEW:
+            mix["view"] = (10, lambda: f"/{DB}/{VIEW}.json?_shape=array")
+        if QUERY:
+            mix["canned query"] = (10, lambda: f"/{DB}/{QUERY}.json?_shape=array&country={random.choice(COUNTRIES)}")
+        mix["charts page"] = (5, lambda: "/-/dashboards/journalist")
+    else:  # the same SQL, sent as arbitrary SQL to a site without views or canned queries
+        if VIEW:
+            mix["view"] = (10, lambda: httpx.URL(f"/{DB}.json", params={"sql": VIEWS[VIEW], "_shape": "array"}))
+        if QUERY:
+            mix["canned query"] = (10, lambda: httpx.URL(f"/{DB}.json", params={
+                "sql": QUERIES[QUERY], "_shape": "array", "country": random.choice(COUNTRIES),
+                "year_from": "", "year_to": ""}))
+    return mix
+
+
+MIX: dict[str, tuple[int, callable]] = {}
+
+
+@events.init.add_listener
+def probe(environment, **_):
+    """Drop from the mix any page the target does not serve (e.g. the charts page when the dashboards plugin is missing)."""
+    MIX.clear()
+    host = environment.host or "http://127.0.0.1:8001"
+    with httpx.Client(base_url=host, timeout=30) as client:
+        for name, (weight, make) in paths_for(KIND).items():
+            status = client.get(str(make())).status_code
+            if status == 200:
+                MIX[name] = (weight, make)
+            else:
+                print(f"locustfile: dropping {name!r} from the mix ({status})")
+    print(f"locustfile: {KIND} mix: {', '.join(f'{k} x{w}' for k, (w, _) in MIX.items())}")
+
+
+@events.request.add_listener
+def stop_after_max(**_):
+    env = _ENV.get("env")
+    if env and env.runner and not _ENV.get("stopping") and env.stats.total.num_requests >= MAX_REQUESTS:
+        _ENV["stopping"] = True
+        import gevent
+
+        gevent.spawn_later(0, env.runner.quit)
+
+
+_ENV: dict = {}
+
+
+@events.init.add_listener
+def remember(environment, **_):
+    _ENV["env"] = environment
+
+
+class Reader(HttpUser):
+    wait_time = between(0, 0)
+
+    @task
+    def one(self):
+        names = list(MIX)
+        name = random.choices(names, weights=[MIX[n][0] for n in names])[0]
+        path = str(MIX[name][1]())
+        with self.client.get(path, name=name, catch_response=True) as response:
+            if response.status_code != 200:
+                response.failure(f"status {response.status_code}")
