@@ -18,6 +18,7 @@ from pathlib import Path
 import pycountry
 import yaml
 
+from .yamlio import load_yaml
 from .cells import clean_text
 from .errors import ConfigError
 
@@ -80,7 +81,7 @@ class CountryResolver:
         known = {c.code for c in all_countries()}
         for path in sorted(alias_dir.glob("*.yml")):
             try:
-                doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+                doc = load_yaml(path.read_text(encoding="utf-8")) or {}
             except yaml.YAMLError as exc:
                 raise ConfigError(f"alias file is not valid YAML ({exc})", str(path)) from exc
             for label, code in (doc.get("aliases") or {}).items():
@@ -96,9 +97,19 @@ class CountryResolver:
                     self._iso.setdefault(name.casefold(), c.alpha_3)
         self._codes = known
         self.used: dict[tuple[str, str], tuple[str, str]] = {}
+        self._cache: dict[tuple[str, str], str] = {}
 
     def resolve(self, label: str, source_family: str) -> str | None:
         """Return the code for ``label`` or None; records (family, label) -> (code, how)."""
+        cached = self._cache.get((label, source_family))
+        if cached is not None:
+            return cached
+        code = self._resolve(label, source_family)
+        if code is not None:
+            self._cache[(label, source_family)] = code
+        return code
+
+    def _resolve(self, label: str, source_family: str) -> str | None:
         key = _key(label)
         how = None
         if key in self.aliases:

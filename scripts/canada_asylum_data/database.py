@@ -19,6 +19,7 @@ from pathlib import Path
 import sqlite_utils
 import yaml
 
+from .yamlio import load_yaml
 from .errors import BuildError, ConfigError
 from .progress import SILENT, Progress
 from .schemas import load_schemas
@@ -34,7 +35,7 @@ def load_sql_entries(path: Path, key: str, kind: str) -> list[dict]:
     if not path.exists():
         return []
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        doc = load_yaml(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path.name} is not valid YAML ({exc})", str(path)) from exc
     entries = doc.get(key) or []

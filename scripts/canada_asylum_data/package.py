@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from .yamlio import load_yaml
 from .errors import ConfigError, ValidationError
 from .schemas import Schema, load_schemas
 from .sources import Source
@@ -36,7 +37,7 @@ def _sort_key(row: dict, pk: list[str]):
 def _cell(value) -> str:
     if value is None:
         return ""
-    if isinstance(value, bool):
+    if value is True or value is False:
         return "true" if value else "false"
     return str(value)
 
@@ -45,29 +46,30 @@ def render_csv(schema: Schema, rows: list[dict]) -> bytes:
     names = schema.field_names
     known = set(names)
     for i, row in enumerate(rows):
-        extra = set(row) - known
-        if extra:
+        if not known.issuperset(row):
+            extra = set(row) - known
             raise ConfigError(f"table {schema.name} got columns its schema lacks: {sorted(extra)}",
                               f"row {i + 1} from {row.get('source_id')} at {row.get('source_locator')}",
                               f"add them to {schema.path} or drop them in the parser")
     pk = schema.primary_key or names
     ordered = sorted(rows, key=lambda r: _sort_key(r, pk))
-    seen: dict[tuple, dict] = {}
-    for row in ordered:
-        key = tuple(_cell(row.get(k)) for k in pk)
+    lines = [[_cell(row.get(n)) for n in names] for row in ordered]
+    pk_index = [names.index(k) for k in pk]
+    seen: dict[tuple, int] = {}
+    for i, line in enumerate(lines):
+        key = tuple(line[j] for j in pk_index)
         if key in seen:
-            other = seen[key]
+            other, row = ordered[seen[key]], ordered[i]
             raise ValidationError(
                 f"duplicate primary key {dict(zip(pk, key))} in table {schema.name}",
                 f"rows from {other.get('source_id')} at {other.get('source_locator')} and "
                 f"{row.get('source_id')} at {row.get('source_locator')}",
                 "the parser must emit one row per key")
-        seen[key] = row
+        seen[key] = i
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(names)
-    for row in ordered:
-        writer.writerow([_cell(row.get(n)) for n in names])
+    writer.writerows(lines)
     return buf.getvalue().encode("utf-8")
 
 
@@ -127,7 +129,7 @@ def descriptor(package_meta: dict, schemas: dict[str, Schema], tables: dict[str,
 def load_package_meta(datapackage_dir: Path) -> dict:
     path = datapackage_dir / "package.yaml"
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return load_yaml(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read package metadata ({exc})", str(path)) from exc
 
