@@ -48,7 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 MEASURE = "claimants"
 #: IRCC writes every count cell itself (numbers or "--"); anything else in a count cell means
-#: the layout moved, so it is an error here, not a note (see the report to the lead).
+#: the layout moved, so it is an error here rather than a note on the row.
 STRICT_COUNTS = True
 
 MONTHS = {m: i for i, m in enumerate(
