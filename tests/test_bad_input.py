@@ -107,3 +107,22 @@ def test_missing_mirror_file(project, mirror, sources):
     (project / "build" / "raw" / src.raw_name).unlink()
     fake = _mirror_with(mirror, project.parent, src, None)
     _refresh_fails(project, fake, f"mirror file missing for source {RAD}", src.mirror_path)
+
+
+def test_refresh_that_fails_validation_installs_nothing(project, mirror):
+    """A package that parses but does not reconcile never replaces the previous one."""
+    schema = project / "datapackage" / "schemas" / "irb_rpd_claims.yaml"
+    text = schema.read_text()
+    assert "parts: [accepted, rejected, abandoned, withdrawn_other]" in text
+    schema.write_text(text.replace("parts: [accepted, rejected, abandoned, withdrawn_other]",
+                                   "parts: [accepted, rejected]"))
+    before = digest_tree(project)
+    result = run(project, "refresh", "--mirror", str(mirror), "--silent")
+    assert result.exit_code == 1
+    last = result.output.strip().splitlines()[-1]  # the failed checks are listed above it
+    assert last.startswith("Error: data package failed validation"), result.output[-2000:]
+    assert "(new package, not installed)" in last and "failed reconciliation check" in last
+    assert "accepted + rejected = 207 but finalized = 232" in result.output
+    assert "Traceback" not in result.output
+    assert digest_tree(project) == before
+    assert not list((project / "datapackage").glob(".staging-*"))

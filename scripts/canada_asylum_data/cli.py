@@ -98,7 +98,10 @@ def do_fetch(paths: Paths, mirror: Path | None, online: bool, progress: Progress
     return sources, results
 
 
-def do_package(paths: Paths, progress: Progress, workers: int | None = None):
+def do_package(paths: Paths, progress: Progress, workers: int | None = None,
+               validate: bool = False):
+    """Parse and write datapackage/; with ``validate``, the new package is validated before
+    it replaces the committed one."""
     from .fetch import present_raw_files
     from .normalize import normalize
     from .package import write_package
@@ -109,15 +112,17 @@ def do_package(paths: Paths, progress: Progress, workers: int | None = None):
     if not raw:
         raise CadError("no raw files to package", str(paths.raw), "run `canada-asylum-data fetch` first")
     result = normalize(sources, raw, paths.datapackage, progress=progress, workers=workers)
-    written = write_package(result.tables, paths.datapackage, sources)
+    check = (lambda staging: do_validate(paths, progress, folder=staging)) if validate else None
+    written = write_package(result.tables, paths.datapackage, sources, check=check)
     progress.say(f"package: wrote {len(written)} tables to {paths.datapackage / 'data'}")
     return result
 
 
-def do_validate(paths: Paths, progress: Progress, frictionless: bool = True):
+def do_validate(paths: Paths, progress: Progress, frictionless: bool = True, folder: Path | None = None):
     from .validate import validate_package
 
-    report = validate_package(paths.datapackage, with_frictionless=frictionless)
+    report = validate_package(folder or paths.datapackage, with_frictionless=frictionless,
+                              schema_dir=paths.datapackage / "schemas")
     progress.say("validate: " + report.summary())
     if not report.valid:
         lines = report.frictionless_errors[:20] + [
@@ -126,7 +131,8 @@ def do_validate(paths: Paths, progress: Progress, frictionless: bool = True):
             click.echo(f"  {line}", err=True)
         raise ValidationError(
             f"data package failed validation ({len(report.frictionless_errors)} frictionless "
-            f"error(s), {len(report.failed)} failed reconciliation check(s))", str(paths.datapackage))
+            f"error(s), {len(report.failed)} failed reconciliation check(s))",
+            str(paths.datapackage) + (" (new package, not installed)" if folder else ""))
     return report
 
 
@@ -256,14 +262,17 @@ def metadata(obj, check, silent):
 def refresh(obj, mirror, online, silent):
     """Run every stage: fetch, package, validate, build, metadata.
 
+    The new package is validated before it replaces datapackage/, so a refresh that
+    fails validation leaves the previous package, database and metadata untouched.
+
     \b
     Example:
       canada-asylum-data refresh --mirror ../shared/sources
     """
     progress = Progress(silent)
     do_fetch(obj.paths, mirror, online, progress)
-    do_package(obj.paths, progress, workers=1 if obj.debug else None)
-    do_validate(obj.paths, progress)
+    # Validated before it replaces datapackage/: a failing refresh changes nothing.
+    do_package(obj.paths, progress, workers=1 if obj.debug else None, validate=True)
     do_build(obj.paths, progress)
     do_metadata(obj.paths, False, progress)
 

@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 import yaml
 
@@ -134,9 +135,14 @@ def load_package_meta(datapackage_dir: Path) -> dict:
         raise ConfigError(f"cannot read package metadata ({exc})", str(path)) from exc
 
 
-def write_package(tables: dict[str, list[dict]], datapackage_dir: Path,
-                  sources: list[Source]) -> dict[str, Path]:
-    """Write all tables and the descriptor; returns table -> CSV path."""
+def write_package(tables: dict[str, list[dict]], datapackage_dir: Path, sources: list[Source],
+                  check: Callable[[Path], None] | None = None) -> dict[str, Path]:
+    """Write all tables and the descriptor; returns table -> CSV path.
+
+    The package is first written in full to a staging folder laid out like datapackage/
+    (``data/*.csv`` + ``datapackage.json``); ``check(staging)``, when given, validates it
+    there and raises to stop. Only then are the files moved into place, so a package that
+    fails to build or to validate never replaces the previous one."""
     schemas = load_schemas(datapackage_dir / "schemas")
     missing = sorted(set(tables) - set(schemas))
     if missing:
@@ -151,12 +157,15 @@ def write_package(tables: dict[str, list[dict]], datapackage_dir: Path,
     data_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=datapackage_dir))
     try:
+        (staging / DATA_DIR).mkdir()
         for name, data in files.items():
-            (staging / f"{name}.csv").write_bytes(data)
+            (staging / DATA_DIR / f"{name}.csv").write_bytes(data)
         (staging / DESCRIPTOR).write_bytes(desc_bytes)
-        # Everything is written: move into place (each rename is atomic).
+        if check is not None:
+            check(staging)
+        # Everything is written and checked: move into place (each rename is atomic).
         for name in files:
-            os.replace(staging / f"{name}.csv", data_dir / f"{name}.csv")
+            os.replace(staging / DATA_DIR / f"{name}.csv", data_dir / f"{name}.csv")
         for stale in data_dir.glob("*.csv"):
             if stale.stem not in files:
                 stale.unlink()

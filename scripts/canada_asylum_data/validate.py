@@ -220,12 +220,15 @@ def frictionless_errors(descriptor: Path, limit: int = 50, workers: int | None =
     return sorted(errors, key=lambda e: order.get(e.split(":", 1)[0], -1))
 
 
-def validate_package(datapackage_dir: Path, with_frictionless: bool = True) -> Report:
+def validate_package(datapackage_dir: Path, with_frictionless: bool = True,
+                     schema_dir: Path | None = None) -> Report:
+    """Validate a package folder (datapackage.json + data/); the reconciliation rules come
+    from the schemas in ``schema_dir`` (default: the folder's own schemas/)."""
     descriptor = datapackage_dir / "datapackage.json"
     if not descriptor.is_file():
         raise ValidationError("no data package to validate", str(descriptor),
                               "run `canada-asylum-data package` first")
-    schemas = load_schemas(datapackage_dir / "schemas")
+    schemas = load_schemas(schema_dir or datapackage_dir / "schemas")
     desc = json.loads(descriptor.read_text(encoding="utf-8"))
     tables = {r["name"]: read_table(datapackage_dir / r["path"]) for r in desc["resources"]}
     report = Report()
