@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -111,6 +112,13 @@ def test_serve_command_serves_the_committed_data(site):
         assert len(response.json()) == 11
         home = httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
         assert "Asylum claims in Canada" in home.text
+        version = json.loads((site / "datapackage" / "datapackage.json").read_text())["version"]
+        assert f"data version {version}" in home.text  # the footer
+        # the data package itself is served, markers and all
+        desc = httpx.get(f"http://127.0.0.1:{port}/datapackage/datapackage.json", timeout=5)
+        assert desc.status_code == 200 and desc.json()["version"] == version
+        csv_text = httpx.get(f"http://127.0.0.1:{port}/datapackage/data/irb_rpd_claims.csv", timeout=5).text
+        assert csv_text == (site / "datapackage" / "data" / "irb_rpd_claims.csv").read_text(encoding="utf-8")
         insert = httpx.post(f"http://127.0.0.1:{port}/canada_asylum/-/query",
                             data={"sql": "insert into provinces values ('ZZ','z','z','other')"}, timeout=5)
         assert insert.status_code in (400, 403, 405)
