@@ -157,3 +157,25 @@ def test_unhcr_us_to_canada_year_by_year(site):
                                       "&_shape=array&_size=max")
         assert status == 200
         assert sorted({r["year"] for r in rows}) == list(range(2000, 2026)), table
+
+
+def test_irregular_crosser_changes_view_is_the_difference_of_snapshots(site):
+    import csv
+
+    with (site / "datapackage" / "data" / "irb_irregular_crosser_claims.csv").open(encoding="utf-8") as fh:
+        us = sorted((r for r in csv.DictReader(fh) if r["country_code"] == "USA"),
+                    key=lambda r: r["period_end"])
+    expected = {}
+    for prev, cur in zip(us, us[1:]):
+        if prev["period_start"] != cur["period_start"]:
+            continue
+        expected[cur["period_end"]] = {
+            m: (int(cur[m]) - int(prev[m]) if cur[m].isdigit() and prev[m].isdigit() else None)
+            for m in ("referred", "finalized", "pending", "rejected")}
+    status, rows = get_json(site, "/canada_asylum/irb_irregular_crosser_changes.json?country_code=USA"
+                                  "&_shape=array&_size=max")
+    assert status == 200
+    got = {r["period_end"]: {m: r[f"{m}_change"] for m in ("referred", "finalized", "pending", "rejected")}
+           for r in rows}
+    assert got == expected
+    assert all(r["derivation_note"].startswith(("derived", "no change")) for r in rows)
