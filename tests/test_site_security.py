@@ -201,3 +201,20 @@ def test_cache_headers_for_immutable_content(served):
     error = client.get(f"/{DB}/no_such_table_here")
     assert error.status_code == 404
     assert "max-age=86400" not in error.headers.get("cache-control", "")
+
+
+def test_response_cache_replays_only_safe_answers(served):
+    client, _ = served
+    path = f"/{DB}/provinces.json?_shape=array&code=QC"
+    first, second = client.get(path), client.get(path)
+    assert first.headers["x-cache"] == "miss" and second.headers["x-cache"] == "hit"
+    assert first.content == second.content and first.json()[0]["code"] == "QC"
+    assert second.headers["cache-control"] == first.headers["cache-control"]
+    assert second.headers["content-type"] == first.headers["content-type"]
+    # requests with cookies or credentials, introspection pages and errors are never cached
+    with_cookie = httpx.get(str(client.base_url) + path, headers={"cookie": "ds_actor=x"}, timeout=10)
+    assert "x-cache" not in with_cookie.headers and with_cookie.json() == first.json()
+    for _ in range(2):
+        assert "x-cache" not in client.get("/-/threads.json").headers
+        missing = client.get(f"/{DB}/no_such_table_at_all.json")
+        assert missing.status_code == 404 and missing.headers["x-cache"] == "miss"
