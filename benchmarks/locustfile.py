@@ -104,7 +104,10 @@ def probe(environment, **_):
 @events.request.add_listener
 def stop_after_max(**_):
     env = _ENV.get("env")
-    if env and env.runner and not _ENV.get("stopping") and env.stats.total.num_requests >= MAX_REQUESTS:
+    # a small margin: the last requests in flight when locust quits are not all written to
+    # the stats files, and the report must show at least MAX_REQUESTS
+    if env and env.runner and not _ENV.get("stopping") and \
+            env.stats.total.num_requests >= MAX_REQUESTS + max(100, MAX_REQUESTS // 100):
         _ENV["stopping"] = True
         import gevent
 
