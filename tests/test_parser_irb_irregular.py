@@ -1,6 +1,6 @@
 """IRB irregular-border-crosser claims, top 10 countries, cumulative (parser
 irb_irregular_mhtml): the 18 MHTML snapshots, plus a hand-written mini MHTML fixture
-(tests/fixtures/irb/irregular-2018-09-mini.mht, invented numbers) and variants of it."""
+(tests/fixtures/irb/irregular-2018-09-mini.mht.txt, invented numbers) and variants of it."""
 
 from __future__ import annotations
 
@@ -205,7 +205,7 @@ def test_reconciliation_rows_and_total_row(snaps):
 
 # --- fixture and bad input -----------------------------------------------------------------
 
-MINI = FIXTURES / "irb" / "irregular-2018-09-mini.mht"
+MINI = FIXTURES / "irb" / "irregular-2018-09-mini.mht.txt"
 
 
 @pytest.fixture

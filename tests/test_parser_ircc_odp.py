@@ -26,7 +26,6 @@ from canada_asylum_data.revisions import revisions
 from canada_asylum_data.sources import Source, load_sources
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "ircc"
 SCHEMAS = ROOT / "datapackage" / "schemas"
 FRAGMENT = ROOT / "datapackage" / "sources.d" / "ircc.yml"
 
@@ -699,9 +698,13 @@ def test_bad_truncated_file(tmp_path):
 
 
 def test_bad_wrong_file_type(tmp_path):
+    """An HTML error page saved under the workbook's name."""
     src = fixture_source("office_province")
-    _raises(src, FIXTURES / "html-named-xlsx.xlsx", "not a readable .xlsx workbook",
-            "html-named-xlsx.xlsx")
+    path = tmp_path / "html-named-xlsx.xlsx"
+    path.write_text("<!DOCTYPE html>\n<html lang=\"en\"><head><title>Open Government Portal - file "
+                    "not found</title></head>\n<body><h1>We couldn't find that Web page (Error 404)"
+                    "</h1></body></html>\n", encoding="utf-8")
+    _raises(src, path, "not a readable .xlsx workbook", "html-named-xlsx.xlsx")
 
 
 def test_bad_empty_file(tmp_path):
