@@ -17,14 +17,13 @@ Mozambique, Rejected), which stays empty.
 
 from __future__ import annotations
 
-import re
 import zipfile
 from pathlib import Path
 
 from ..cells import Count, clean_text, read_count
 from ..sources import Source
 from .base import Parsed, Total, fail, read_bytes
-from .irb_stat_html import flag_inconsistencies
+from .irb_stat_html import PENDING, TOTAL_LABELS, flag_inconsistencies, norm_header
 
 TABLE = "irb_rpd_claims"
 
@@ -39,19 +38,13 @@ COLUMNS: list[tuple[str, str, tuple[str, ...]]] = [
     ("C", "accepted", ("accepted",)),
     ("D", "rejected", ("rejected",)),
     ("E", "abandoned", ("abandoned",)),
-    ("F", "withdrawn_other", ("withdrawn & other", "withdrawn and other")),
+    ("F", "withdrawn_other", ("withdrawn and other",)),  # "&" reads as "and"
     ("G", "finalized", ("total",)),
 ]
 LABEL_HEADERS = ("countries", "country")
-PENDING_HEADER = re.compile(r"^pending \(as of (\d{4})/(\d{2})/(\d{2})\)$")
-TOTAL_LABELS = frozenset({"total"})
 #: Footer text pasted below the table (sometimes truncated), skipped as junk.
 FOOTER_PREFIX = "due to privacy considerations"
 N_COLS = 8
-
-
-def _norm(raw: object) -> str:
-    return clean_text(raw).casefold().replace("\u2013", "-").replace("\u2014", "-")
 
 
 def _cell_note(column: str, raw: object, count: Count) -> str | None:
@@ -104,21 +97,21 @@ def _parse_sheet(rows: list[tuple], sheet: str, year: int, source: Source, out: 
     if len(rows) < 3:
         raise fail(source, f"sheet {sheet}", f"sheet has {len(rows)} rows; expected a header, a Total row and countries")
     header = list(rows[0]) + [None] * max(0, N_COLS - len(rows[0]))
-    if _norm(header[0]) not in LABEL_HEADERS:
+    if norm_header(header[0]) not in LABEL_HEADERS:
         raise fail(source, f"{sheet}!A1", f"header {clean_text(header[0])!r} is not 'Countries'")
     for letter, measure, allowed in COLUMNS:
         idx = ord(letter) - ord("A")
-        if _norm(header[idx]) not in allowed:
+        if norm_header(header[idx]) not in allowed:
             raise fail(source, f"{sheet}!{letter}1",
                        f"header {clean_text(header[idx])!r} where {allowed[0]!r} ({measure}) was expected")
     extra = [i for i, v in enumerate(header[N_COLS:], N_COLS) if clean_text(v)]
     if extra:
         raise fail(source, f"{sheet}!{chr(ord('A') + extra[0])}1",
                    f"unexpected extra column {clean_text(header[extra[0]])!r}")
-    pending = _norm(header[7])
+    pending = norm_header(header[7])
     notes: list[str] = []
     if pending:
-        m = PENDING_HEADER.match(pending)
+        m = PENDING.match(pending)
         if not m:
             raise fail(source, f"{sheet}!H1",
                        f"header {clean_text(header[7])!r} is not 'Pending (as of YYYY/MM/DD)'")
@@ -137,7 +130,7 @@ def _parse_sheet(rows: list[tuple], sheet: str, year: int, source: Source, out: 
     # Row 2: the Total row -> published totals.
     first_total = len(out.totals)
     total_row = list(rows[1]) + [None] * N_COLS
-    if _norm(total_row[0]) not in TOTAL_LABELS:
+    if norm_header(total_row[0]) not in TOTAL_LABELS:
         raise fail(source, f"{sheet}!A2", f"row 2 label {clean_text(total_row[0])!r} is not 'Total'")
     for idx, measure in _measures():
         count = read_count(total_row[idx])
@@ -156,7 +149,7 @@ def _parse_sheet(rows: list[tuple], sheet: str, year: int, source: Source, out: 
             continue  # the (truncated) privacy footer pasted below the table
         if not label:
             raise fail(source, f"{sheet}!A{rnum}", "row has numbers but no country label")
-        if _norm(label) in TOTAL_LABELS:
+        if norm_header(label) in TOTAL_LABELS:
             raise fail(source, f"{sheet}!A{rnum}", "a second 'Total' row inside the country rows")
         if not values:
             raise fail(source, f"{sheet}!A{rnum}", f"row {label!r} has a label but no cells")
