@@ -143,10 +143,14 @@ def _cell_text(cell) -> str:
     return clean_text(cell.text_content())
 
 
+#: Footnote links inside a cell (compiled once: it is evaluated on every cell).
+_FOOTNOTE_LINKS = lxml.etree.XPath(".//a[starts-with(@href, '#')]")
+
+
 def _footnotes(cell, doc) -> list[str]:
     """Footnote references inside a cell -> 'footnote *: <text>' for each."""
     out = []
-    for link in cell.xpath(".//a[starts-with(@href, '#')]"):
+    for link in _FOOTNOTE_LINKS(cell):
         target = link.get("href")[1:]
         mark = clean_text(link.text_content()).replace("Footnote", "").strip() or target
         found = doc.xpath("//*[@id=$i]", i=target)

@@ -685,29 +685,31 @@ def build(kind: Kind, layout: Layout, source: "Source") -> Parsed:
     fdims = _file_dims(kind, layout, source)
     parsed.tables[kind.table] = []
 
-    def scope_of(dims: dict, col: Column) -> dict:
-        keep = {k: v for k, v in dims.items() if k not in kind.scope_exclude}
-        return {**keep, **col.scope()}
-
-    def loc(row: BodyRow, col: Column) -> str:
-        return f"'{sheet}'!{cell_ref(row.index, col.index)}"
+    # What each column adds to a row, worked out once per column rather than once per cell
+    # (the top-25 workbooks have ~40k cells each): its dims (not for total columns), its
+    # scope and its column letter.
+    columns = [(col, None if col.is_total else col.detail_dims(), col.scope(),
+                get_column_letter(col.index + 1)) for col in layout.columns]
+    rows = parsed.tables[kind.table]
 
     def emit_details(row: BodyRow, dims: dict, note: str | None) -> None:
-        for col, cnt in zip(layout.columns, row.cells):
+        for (col, col_dims, _, letter), cnt in zip(columns, row.cells):
             if col.is_total:
                 continue
-            rec = {**col.detail_dims(), **dims, MEASURE: cnt, "source_locator": loc(row, col)}
+            rec = {**col_dims, **dims, MEASURE: cnt,
+                   "source_locator": f"'{sheet}'!{letter}{row.index + 1}"}
             if note:
                 rec["notes"] = note
-            parsed.add(kind.table, rec)
+            rows.append(rec)
 
     def emit_totals(row: BodyRow, dims: dict, months_too: bool, label: str) -> None:
-        for col, cnt in zip(layout.columns, row.cells):
+        keep = {k: v for k, v in dims.items() if k not in kind.scope_exclude}
+        for (col, _, col_scope, letter), cnt in zip(columns, row.cells):
             if not (col.is_total or months_too):
                 continue
             parsed.totals.append(Total(
-                fact_table=kind.table, measure=MEASURE, scope=scope_of(dims, col), value=cnt,
-                label=f"{label} / {col.header}", source_locator=loc(row, col),
+                fact_table=kind.table, measure=MEASURE, scope={**keep, **col_scope}, value=cnt,
+                label=f"{label} / {col.header}", source_locator=f"'{sheet}'!{letter}{row.index + 1}",
                 notes=col.partial_note))
 
     seen_groups: dict[tuple, int] = {}
