@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -75,6 +75,18 @@ def read_table(path: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
+def read_frame(path: Path):
+    """A package CSV as a DataFrame of strings, cells exactly as written ('' stays '')."""
+    import pandas as pd  # imported when first needed: it takes a while
+
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False,
+                           encoding="utf-8")
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise ValidationError(f"cannot read table {path.stem} ({exc})", str(path),
+                              "run `canada-asylum-data package` to regenerate it") from exc
+
+
 def _num(value: str) -> int | None:
     return int(value) if value and value.isdigit() else None
 
@@ -88,20 +100,36 @@ class Agg:
     zeros: int = 0
 
 
-def _aggregate(rows: list[dict], keys: tuple[str, ...], measure: str) -> dict[tuple, Agg]:
-    out: dict[tuple, Agg] = defaultdict(Agg)
-    for row in rows:
-        agg = out[tuple(row.get(k, "") for k in keys)]
-        value = row.get(measure, "")
-        agg.n += 1
-        if value == SUPPRESSED:
-            agg.suppressed += 1
-        elif _num(value) is None:
-            agg.unreadable += 1
-        else:
-            agg.total += int(value)
-            agg.zeros += value == "0"
-    return out
+def _counts(cells) -> dict:
+    """Per-row columns for Agg from a column of CSV cells: the readable value (0 if none),
+    and 1/0 flags for the cell, a '--', an unreadable cell and a literal 0."""
+    values = {cell: _num(cell) for cell in cells.unique()}  # few distinct cells: read once
+    readable = cells.map({cell: v is not None for cell, v in values.items()}).astype(bool)
+    suppressed = cells.eq(SUPPRESSED)
+    largest = max((v for v in values.values() if v is not None), default=0)
+    # int64 while a sum cannot overflow; exact Python integers otherwise
+    dtype = "int64" if largest * max(len(cells), 1) < 2**62 else object
+    return {"total": cells.map({cell: v or 0 for cell, v in values.items()}).astype(dtype),
+            "n": 1, "suppressed": suppressed.astype(int),
+            "unreadable": (~readable & ~suppressed).astype(int),
+            "zeros": cells.eq("0").astype(int)}
+
+
+def _group_sums(frame, keys: tuple[str, ...], counts) -> dict[tuple, tuple]:
+    """The ``counts`` columns summed over the rows grouped by their cells in ``keys`` (a
+    table without a key column counts it as ""): key cells -> Agg fields."""
+    import pandas as pd
+
+    parts = pd.DataFrame(counts, index=frame.index)
+    if not len(frame):
+        return {}
+    if not keys:
+        return {(): tuple(int(v) for v in parts.sum().tolist())}
+    for i, k in enumerate(keys):
+        parts[f"key{i}"] = frame[k] if k in frame else ""
+    grouped = parts.groupby([f"key{i}" for i in range(len(keys))], sort=False).sum()
+    index = [k if isinstance(k, tuple) else (k,) for k in grouped.index.tolist()]
+    return dict(zip(index, zip(*(grouped[c].tolist() for c in Agg.__dataclass_fields__))))
 
 
 def _judge(rule: str, agg: Agg, total: int) -> tuple[bool, str]:
@@ -119,33 +147,73 @@ def _judge(rule: str, agg: Agg, total: int) -> tuple[bool, str]:
     return agg.total == total, f"detail sum {agg.total} vs printed total {total}"
 
 
-def reconcile(tables: dict[str, list[dict]], schemas) -> list[Check]:
+class _Tables(Mapping):
+    """Tables by name, each read from its CSV (or converted from row dicts) when first
+    needed and kept."""
+
+    def __init__(self, tables: Mapping):
+        self._source = tables
+        self._frames: dict = {}
+
+    def __getitem__(self, name: str):
+        if name not in self._frames:
+            table = self._source[name]
+            if isinstance(table, Path):
+                table = read_frame(table)
+            elif isinstance(table, list):
+                import pandas as pd
+
+                table = pd.DataFrame(table, dtype=str).fillna("")
+            self._frames[name] = table
+        return self._frames[name]
+
+    def __contains__(self, name) -> bool:
+        return name in self._source
+
+    def __iter__(self):
+        return iter(self._source)
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+
+def reconcile(tables: Mapping, schemas) -> list[Check]:
+    """Every published total against the detail rows in its scope, then every row_sums
+    rule on every row. ``tables`` maps names to CSV paths, DataFrames of strings or lists
+    of row dicts (cells as the CSV holds them)."""
+    tables = _Tables(tables)
     checks: list[Check] = []
-    totals = tables.get("published_totals", [])
-    cache: dict[tuple, dict[tuple, Agg]] = {}
-    for t in totals:
-        table, measure = t["fact_table"], t["measure"]
-        scope = json.loads(t["scope"])
-        key = f"{t['label']} {t['scope']} {measure} ({t['source_id']} {t['source_locator']})"
-        total = _num(t["value"])
+    totals = tables["published_totals"] if "published_totals" in tables else {}
+    names = ("fact_table", "measure", "scope", "label", "source_id", "source_locator", "value",
+             "publisher_inconsistent")
+    columns = [totals[c].tolist() if c in totals else [""] * len(totals) for c in names]
+    counts: dict[tuple, dict] = {}  # (table, measure) -> _counts
+    sums: dict[tuple, dict[tuple, tuple]] = {}  # (table, measure, keys) -> _group_sums
+    for table, measure, scope_text, label, source_id, locator, value, flag in zip(*columns):
+        key = f"{label} {scope_text} {measure} ({source_id} {locator})"
+        total = _num(value)
         if table not in tables:
             checks.append(Check("total", table, key, "failed", "fact table missing from the package"))
             continue
         if total is None:
-            checks.append(Check("total", table, key, "ok", f"printed total is {t['value']!r}: nothing to check"))
+            checks.append(Check("total", table, key, "ok", f"printed total is {value!r}: nothing to check"))
             continue
+        scope = json.loads(scope_text)
         keys = tuple(sorted(scope))
-        cache_key = (table, measure, keys)
-        if cache_key not in cache:
-            cache[cache_key] = _aggregate(tables[table], keys, measure)
-        agg = cache[cache_key].get(tuple(str(scope[k]) for k in keys))
-        if agg is None:
+        if (table, measure, keys) not in sums:
+            frame = tables[table]
+            if (table, measure) not in counts:
+                cells = frame[measure] if measure in frame else frame.index.to_series().map(lambda _: "")
+                counts[table, measure] = _counts(cells)
+            sums[table, measure, keys] = _group_sums(frame, keys, counts[table, measure])
+        found = sums[table, measure, keys].get(tuple(str(scope[k]) for k in keys))
+        if found is None:
             checks.append(Check("total", table, key, "failed", "no detail rows in scope"))
             continue
+        agg = Agg(*found)
         rule = schemas[table].doc.get("reconcile", "exact")
         ok, detail = _judge(rule, agg, total)
-        inconsistent = t.get("publisher_inconsistent") == "true"
-        if inconsistent:
+        if flag == "true":  # publisher_inconsistent
             status = "known" if not ok else "failed"
             detail += ("; recorded as a publisher inconsistency" if not ok else
                        "; flagged as a publisher inconsistency but it now adds up: review the flag")
@@ -155,21 +223,29 @@ def reconcile(tables: dict[str, list[dict]], schemas) -> list[Check]:
     for name, schema in schemas.items():
         for rule in schema.doc.get("row_sums") or []:
             parts, whole = rule["parts"], rule["total"]
-            for row in tables.get(name, []):
-                values = [_num(row.get(p, "")) for p in parts]
-                total = _num(row.get(whole, ""))
-                if total is None or any(v is None for v in values):
-                    continue
-                if sum(values) != total:  # type: ignore[arg-type]
-                    known = "publisher inconsistency" in row.get("notes", "")
-                    checks.append(Check("row sum", name, f"{row.get('source_id')} {row.get('source_locator')}",
-                                        "known" if known else "failed",
-                                        f"{' + '.join(parts)} = {sum(values)} but {whole} = {total}"
-                                        + ("; recorded in the row's notes as a publisher inconsistency"
-                                           if known else "")))
+            if name in tables:
+                checks += _row_sum_failures(tables[name], name, parts, whole)
             checks.append(Check("row sum", name, f"{' + '.join(parts)} = {whole}", "ok",
                                 "checked on every row with no suppressed part"))
     return checks
+
+
+def _row_sum_failures(frame, name: str, parts: list[str], whole: str) -> list[Check]:
+    """Rows where every part and the total are readable and the parts do not add up."""
+    column = {c: frame[c].tolist() if c in frame else [None if c.startswith("source_") else ""] * len(frame)
+              for c in (*parts, whole, "notes", "source_id", "source_locator")}
+    out = []
+    for i, cells in enumerate(zip(*(column[c] for c in (*parts, whole)))):
+        *values, total = [_num(cell) for cell in cells]
+        if total is None or any(v is None for v in values) or sum(values) == total:
+            continue
+        known = "publisher inconsistency" in column["notes"][i]
+        out.append(Check("row sum", name, f"{column['source_id'][i]} {column['source_locator'][i]}",
+                         "known" if known else "failed",
+                         f"{' + '.join(parts)} = {sum(values)} but {whole} = {total}"
+                         + ("; recorded in the row's notes as a publisher inconsistency"
+                            if known else "")))
+    return out
 
 
 def _frictionless_group(descriptor: str, names: list[str], limit: int) -> list[str]:
@@ -187,11 +263,13 @@ def _frictionless_group(descriptor: str, names: list[str], limit: int) -> list[s
     return out
 
 
-def frictionless_errors(descriptor: Path, limit: int = 50, workers: int | None = None) -> list[str]:
+def frictionless_errors(descriptor: Path, limit: int = 50, workers: int | None = None,
+                        resources: list[str] | None = None) -> list[str]:
     """Frictionless validation of the package metadata and of every resource (types,
-    constraints, primary keys, foreign keys). Resources are shared out over a process pool
-    (largest first, balanced by size); each worker loads the whole package, so foreign keys
-    are checked against the referenced resources."""
+    constraints, primary keys, foreign keys), or only of the named ``resources``.
+    Resources are shared out over a process pool (largest first, balanced by size); each
+    worker loads the whole package, so foreign keys are checked against the referenced
+    resources."""
     from concurrent.futures import ProcessPoolExecutor
 
     from frictionless import FrictionlessException, Package, system
@@ -202,10 +280,13 @@ def frictionless_errors(descriptor: Path, limit: int = 50, workers: int | None =
         except FrictionlessException as exc:
             return [f"package: {e.type}: {e.message}" for e in exc.to_errors()]
     desc = json.loads(descriptor.read_text(encoding="utf-8"))
-    workers = max(1, min(workers or os.cpu_count() or 1, len(desc["resources"])))
+    chosen = [r for r in desc["resources"] if resources is None or r["name"] in resources]
+    if not chosen:
+        return []
+    workers = max(1, min(workers or os.cpu_count() or 1, len(chosen)))
     groups: list[list[str]] = [[] for _ in range(workers)]
     load = [0] * workers
-    for res in sorted(desc["resources"], key=lambda r: -int(r.get("bytes") or 0)):
+    for res in sorted(chosen, key=lambda r: -int(r.get("bytes") or 0)):
         i = load.index(min(load))
         groups[i].append(res["name"])
         load[i] += int(res.get("bytes") or 0) + 50_000
@@ -221,18 +302,20 @@ def frictionless_errors(descriptor: Path, limit: int = 50, workers: int | None =
 
 
 def validate_package(datapackage_dir: Path, with_frictionless: bool = True,
-                     schema_dir: Path | None = None) -> Report:
+                     schema_dir: Path | None = None, resources: list[str] | None = None) -> Report:
     """Validate a package folder (datapackage.json + data/); the reconciliation rules come
-    from the schemas in ``schema_dir`` (default: the folder's own schemas/)."""
+    from the schemas in ``schema_dir`` (default: the folder's own schemas/). Frictionless
+    checks the package metadata and every resource, or only the named ``resources``;
+    reconciliation always covers every table."""
     descriptor = datapackage_dir / "datapackage.json"
     if not descriptor.is_file():
         raise ValidationError("no data package to validate", str(descriptor),
                               "run `canada-asylum-data package` first")
     schemas = load_schemas(schema_dir or datapackage_dir / "schemas")
     desc = json.loads(descriptor.read_text(encoding="utf-8"))
-    tables = {r["name"]: read_table(datapackage_dir / r["path"]) for r in desc["resources"]}
     report = Report()
     if with_frictionless:
-        report.frictionless_errors = frictionless_errors(descriptor)
-    report.checks = reconcile(tables, schemas)
+        report.frictionless_errors = frictionless_errors(descriptor, resources=resources)
+    report.checks = reconcile({r["name"]: datapackage_dir / r["path"] for r in desc["resources"]},
+                              schemas)
     return report
