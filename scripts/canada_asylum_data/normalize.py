@@ -17,6 +17,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .cache import ParseCache, cache_key
 from .cells import Count
 from .countries import CountryResolver, all_countries
 from .coverage import coverage_rows
@@ -25,7 +26,7 @@ from .parsers import NO_PARSER, Parsed, get_parser, parser_reference_tables
 from .progress import SILENT, Progress
 from .provinces import PROVINCES
 from .sources import Source
-from .vintages import compare_vintages
+from .vintages import compare_vintages, vintage_cells
 from .reference import reference_tables
 
 #: (printed label column, code column). The code column is filled from the label; where a
@@ -119,21 +120,76 @@ def _vintage(source: Source, parsed: Parsed) -> str | None:
     return parsed.file_facts.get("vintage") or source.vintage
 
 
+@dataclass
+class Prepared:
+    """One source parsed and finished (what :func:`normalize` needs from it). Made in a
+    worker process, so the per-row work runs on every core, not just the parent's."""
+
+    source_id: str
+    vintage: str | None
+    tables: dict[str, list[dict]] = field(default_factory=dict)  # finished rows
+    totals: list[dict] = field(default_factory=list)  # published_totals rows
+    cells: dict | None = None  # vintage_cells, for sources with several vintages
+    used: dict = field(default_factory=dict)  # country labels resolved: country_aliases
+    error: CadError | None = None  # raised only if this vintage is the one published
+
+
+def prepare_source(source: Source, path: Path, alias_dir: Path, compare: bool) -> Prepared:
+    """Parse one source and finish its rows. A label that does not resolve is an error
+    only for the vintage that feeds the fact tables, so it is kept, not raised, here."""
+    resolver = CountryResolver(alias_dir)
+    parsed = parse_source(source, path)
+    vintage = _vintage(source, parsed)
+    out = Prepared(source.id, vintage, cells=vintage_cells(parsed) if compare else None)
+    try:
+        out.tables = {table: [_finish_row(r, source, vintage, resolver) for r in rows]
+                      for table, rows in sorted(parsed.tables.items())}
+        out.totals = [_total_row(t, source, vintage) for t in parsed.totals]
+    except CadError as exc:
+        out.tables, out.totals, out.error = {}, [], exc
+    out.used = resolver.used
+    return out
+
+
 def parse_all(todo: list[Source], raw_files: dict[str, Path], progress: Progress,
-              workers: int | None = None) -> dict[str, Parsed]:
-    """Parse every source, in a process pool when there is more than one core (largest
-    files first). The result does not depend on the order the parsers finish in."""
+              workers: int | None = None, alias_dir: Path | None = None,
+              compare: frozenset[str] = frozenset(),
+              cache: ParseCache | None = None) -> dict[str, Prepared]:
+    """Parse and finish every source, in a process pool when there is more than one core
+    (largest files first). The result does not depend on the order the workers finish in.
+    ``compare`` names the sources whose cells are kept for comparing vintages; with a
+    ``cache``, a source whose inputs are unchanged since it was last parsed is not
+    parsed again."""
     workers = workers or os.cpu_count() or 1
     order = sorted(todo, key=lambda s: -(raw_files[s.id].stat().st_size))
-    if workers <= 1 or len(todo) <= 1:
-        return {s.id: parse_source(s, raw_files[s.id])
-                for s in progress.items(order, "parse", show=lambda s: s.id if s else "")}
-    out: dict[str, Parsed] = {}
+    args = [(s, raw_files[s.id], alias_dir, s.id in compare) for s in order]
+    out: dict[str, Prepared] = {}
+    keys: dict[str, str] = {}
+    if cache is not None:
+        for source, path, aliases, keep_cells in args:
+            keys[source.id] = cache_key(source, path, aliases, f"cells={keep_cells}")
+            hit = cache.get(keys[source.id])
+            if isinstance(hit, Prepared) and hit.source_id == source.id:
+                out[source.id] = hit
+        args = [a for a in args if a[0].id not in out]
+        if out:
+            progress.say(f"parse: {len(out)} source(s) unchanged since they were last parsed "
+                         f"(cache in {cache.folder})")
+
+    def keep(result: Prepared) -> None:
+        out[result.source_id] = result
+        if cache is not None:
+            cache.put(keys[result.source_id], result)
+
+    if workers <= 1 or len(args) <= 1:
+        for a in progress.items(args, "parse", show=lambda a: a[0].id if a else ""):
+            keep(prepare_source(*a))
+        return out
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(parse_source, s, raw_files[s.id]): s for s in order}
+        futures = [pool.submit(prepare_source, *a) for a in args]
         try:
             for future in progress.items(as_completed(futures), "parse", length=len(futures)):
-                out[futures[future].id] = future.result()
+                keep(future.result())
         except BaseException:
             for future in futures:
                 future.cancel()
@@ -142,35 +198,42 @@ def parse_all(todo: list[Source], raw_files: dict[str, Path], progress: Progress
 
 
 def normalize(sources: list[Source], raw_files: dict[str, Path], datapackage_dir: Path,
-              progress: Progress = SILENT, workers: int | None = None) -> Normalized:
-    resolver = CountryResolver(datapackage_dir / "aliases")
+              progress: Progress = SILENT, workers: int | None = None,
+              cache: ParseCache | None = None) -> Normalized:
+    CountryResolver(datapackage_dir / "aliases")  # alias files are checked before any parsing
     todo = [s for s in sources if s.parser != NO_PARSER and s.id in raw_files]
-    parsed = parse_all(todo, raw_files, progress, workers)
-
     # Vintages: sources sharing `vintage_of` are versions of one series; newest wins.
     groups: dict[str, list[Source]] = defaultdict(list)
     for source in todo:
         groups[source.options.get("vintage_of") or source.id].append(source)
+    compare = frozenset(s.id for members in groups.values() if len(members) > 1 for s in members)
+    prepared = parse_all(todo, raw_files, progress, workers, datapackage_dir / "aliases", compare,
+                         cache)
+    if cache is not None:
+        cache.prune()
+
     newest: set[str] = set()
     revision_rows: list[dict] = []
     for key, members in groups.items():
-        members.sort(key=lambda s: (_vintage(s, parsed[s.id]) or "", s.id))
+        members.sort(key=lambda s: (prepared[s.id].vintage or "", s.id))
         newest.add(members[-1].id)
         for old, new in zip(members, members[1:]):
-            revision_rows += compare_vintages(
-                old, parsed[old.id], _vintage(old, parsed[old.id]),
-                new, parsed[new.id], _vintage(new, parsed[new.id]))
+            a, b = prepared[old.id], prepared[new.id]
+            revision_rows += compare_vintages(old, a.cells, a.vintage, new, b.cells, b.vintage)
 
     tables: dict[str, list[dict]] = defaultdict(list)
     totals: list[dict] = []
+    used: dict = {}
     for source in todo:
         if source.id not in newest:
             continue
-        result = parsed[source.id]
-        vintage = _vintage(source, result)
-        for table, rows in sorted(result.tables.items()):
-            tables[table] += [_finish_row(r, source, vintage, resolver) for r in rows]
-        totals += [_total_row(t, source, vintage) for t in result.totals]
+        result = prepared[source.id]
+        if result.error is not None:
+            raise result.error
+        for table, rows in result.tables.items():
+            tables[table] += rows
+        totals += result.totals
+        used.update(result.used)
 
     tables["published_totals"] = totals
     tables["revisions"] = revision_rows
@@ -184,7 +247,7 @@ def normalize(sources: list[Source], raw_files: dict[str, Path], datapackage_dir
     ]
     tables["country_aliases"] = [
         {"source_family": fam, "label": label, "code": code, "resolved_by": how}
-        for (fam, label), (code, how) in sorted(resolver.used.items())
+        for (fam, label), (code, how) in sorted(used.items())
     ]
     tables["sources"] = [source_row(s) for s in sources]
     tables.update(reference_tables(datapackage_dir))

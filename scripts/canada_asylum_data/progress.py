@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import Iterable, Iterator, TypeVar
 
 import click
@@ -23,7 +24,7 @@ class Progress:
         if self.silent:
             yield from items
             return
-        with click.progressbar(items, label=label, length=length, file=click.get_text_stream("stderr"),
+        with click.progressbar(items, label=label, length=length, file=sys.stderr,
                                item_show_func=show) as bar:
             yield from bar
 
@@ -33,7 +34,7 @@ class Progress:
             yield lambda n: None
             return
         with click.progressbar(length=total or 0, label=label,
-                               file=click.get_text_stream("stderr")) as bar:
+                               file=sys.stderr) as bar:
             yield bar.update
 
 

@@ -17,30 +17,35 @@ from .sources import Source
 NON_KEY = {"source_locator", "notes", "vintage", "source_id"}
 
 
-def _cells(parsed: Parsed) -> dict[tuple[str, str, str], tuple[Count, str]]:
-    out: dict[tuple[str, str, str], tuple[Count, str]] = {}
+#: (table, row key as JSON, measure) -> (value as the CSV holds it, source locator)
+Cells = dict[tuple[str, str, str], tuple[object, str]]
+
+
+def vintage_cells(parsed: Parsed) -> Cells:
+    """Every count and printed total of one parsed vintage, keyed for comparison."""
+    out: Cells = {}
     for table, rows in parsed.tables.items():
         for row in rows:
             key = {k: v for k, v in row.items() if k not in NON_KEY and not isinstance(v, Count)}
             key_json = json.dumps(key, sort_keys=True, ensure_ascii=False, default=str)
             for measure, value in row.items():
                 if isinstance(value, Count):
-                    out[(table, key_json, measure)] = (value, row.get("source_locator", ""))
+                    out[(table, key_json, measure)] = (value.csv, row.get("source_locator", ""))
     for total in parsed.totals:
         key_json = json.dumps({"published_total": total.label, **total.scope}, sort_keys=True,
                               ensure_ascii=False, default=str)
-        out[(total.fact_table, key_json, total.measure)] = (total.value, total.source_locator)
+        out[(total.fact_table, key_json, total.measure)] = (total.value.csv, total.source_locator)
     return out
 
 
-def compare_vintages(old: Source, old_parsed: Parsed, old_vintage: str | None,
-                     new: Source, new_parsed: Parsed, new_vintage: str | None) -> list[dict]:
-    before, after = _cells(old_parsed), _cells(new_parsed)
+def compare_vintages(old: Source, before: Cells, old_vintage: str | None,
+                     new: Source, after: Cells, new_vintage: str | None) -> list[dict]:
+    """``revisions`` rows for two vintages' :func:`vintage_cells`, older first."""
     rows = []
     for key in sorted(set(before) | set(after)):
         a = before.get(key)
         b = after.get(key)
-        if (a and b and a[0].csv == b[0].csv) or not a:
+        if (a and b and a[0] == b[0]) or not a:
             continue
         table, key_json, measure = key
         kind = "changed" if b else "removed"
@@ -49,8 +54,8 @@ def compare_vintages(old: Source, old_parsed: Parsed, old_vintage: str | None,
             "row_key": key_json,
             "measure": measure,
             "change": kind,
-            "old_value": a[0].csv if a else "",
-            "new_value": b[0].csv if b else "",
+            "old_value": a[0] if a else "",
+            "new_value": b[0] if b else "",
             "old_source_id": old.id,
             "old_vintage": old_vintage or "",
             "old_locator": a[1] if a else "",
