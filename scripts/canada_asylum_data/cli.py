@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 from pathlib import Path
@@ -56,6 +57,10 @@ mirror_option = click.option(
          f"${MIRROR_ENV}, else ../shared/sources when it exists).")
 online_option = click.option("--online", is_flag=True,
                              help="Download from the publishers' URLs even if a mirror exists.")
+no_cache_option = click.option(
+    "--no-cache", is_flag=True,
+    help="Parse every source again and Frictionless-validate every resource, ignoring "
+         "build/cache/ and build/validated.json.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -99,9 +104,12 @@ def do_fetch(paths: Paths, mirror: Path | None, online: bool, progress: Progress
 
 
 def do_package(paths: Paths, progress: Progress, workers: int | None = None,
-               validate: bool = False):
+               validate: bool = False, use_cache: bool = True):
     """Parse and write datapackage/; with ``validate``, the new package is validated before
-    it replaces the committed one."""
+    it replaces the committed one. ``use_cache``: reuse build/cache/parsed/ for sources
+    whose inputs are unchanged, and Frictionless-validate only the resources the ledger
+    (build/validated.json) does not already vouch for."""
+    from .cache import ParseCache
     from .fetch import present_raw_files
     from .normalize import normalize
     from .package import write_package
@@ -111,18 +119,40 @@ def do_package(paths: Paths, progress: Progress, workers: int | None = None,
     raw = present_raw_files(sources, paths.raw)
     if not raw:
         raise CadError("no raw files to package", str(paths.raw), "run `canada-asylum-data fetch` first")
-    result = normalize(sources, raw, paths.datapackage, progress=progress, workers=workers)
-    check = (lambda staging: do_validate(paths, progress, folder=staging)) if validate else None
-    written = write_package(result.tables, paths.datapackage, sources, check=check)
+    cache = ParseCache(paths.parse_cache) if use_cache else None
+    result = normalize(sources, raw, paths.datapackage, progress=progress, workers=workers,
+                       cache=cache)
+    check = None
+    if validate:
+        def check(staging: Path) -> None:
+            do_validate(paths, progress, folder=staging, incremental=use_cache)
+    written = write_package(result.tables, paths.datapackage, sources, check=check, workers=workers)
     progress.say(f"package: wrote {len(written)} tables to {paths.datapackage / 'data'}")
     return result
 
 
-def do_validate(paths: Paths, progress: Progress, frictionless: bool = True, folder: Path | None = None):
+def do_validate(paths: Paths, progress: Progress, frictionless: bool = True,
+                folder: Path | None = None, incremental: bool = False,
+                report_path: Path | None = None):
+    """Validate ``folder`` (default datapackage/). Frictionless checks every resource, or
+    with ``incremental`` only those the ledger does not vouch for; every resource that
+    passes is recorded in the ledger."""
+    from . import ledger
     from .validate import validate_package
 
-    report = validate_package(folder or paths.datapackage, with_frictionless=frictionless,
-                              schema_dir=paths.datapackage / "schemas")
+    folder = folder or paths.datapackage
+    names = None
+    if frictionless and incremental:
+        desc = json.loads((folder / "datapackage.json").read_text(encoding="utf-8"))
+        names = ledger.to_validate(desc, paths.ledger)
+        skipped = len(desc["resources"]) - len(names)
+        if skipped:
+            progress.say(f"validate: {skipped} resource(s) unchanged since Frictionless passed "
+                         f"them ({paths.ledger}); checking {len(names)}")
+    report = validate_package(folder, with_frictionless=frictionless,
+                              schema_dir=paths.datapackage / "schemas", resources=names)
+    if report_path is not None:
+        report_path.write_text(report.to_json() + "\n", encoding="utf-8")
     progress.say("validate: " + report.summary())
     if not report.valid:
         lines = report.frictionless_errors[:20] + [
@@ -132,7 +162,10 @@ def do_validate(paths: Paths, progress: Progress, frictionless: bool = True, fol
         raise ValidationError(
             f"data package failed validation ({len(report.frictionless_errors)} frictionless "
             f"error(s), {len(report.failed)} failed reconciliation check(s))",
-            str(paths.datapackage) + (" (new package, not installed)" if folder else ""))
+            str(paths.datapackage) + (" (new package, not installed)" if folder != paths.datapackage else ""))
+    if frictionless and not report.frictionless_errors:
+        ledger.record(json.loads((folder / "datapackage.json").read_text(encoding="utf-8")),
+                      paths.ledger)
     return report
 
 
@@ -182,17 +215,22 @@ def fetch(obj, mirror, online, only, silent):
 
 
 @cli.command()
+@no_cache_option
 @silent_option
 @click.pass_obj
 @handle_errors
-def package(obj, silent):
+def package(obj, no_cache, silent):
     """Parse the raw files in build/raw/ and write datapackage/ (CSV + datapackage.json).
+
+    Sources whose raw file, entry in sources.yml, alias files and parser code are all
+    unchanged since they were last parsed are read from build/cache/parsed/.
 
     \b
     Example:
       canada-asylum-data package
     """
-    do_package(obj.paths, Progress(silent), workers=1 if obj.debug else None)
+    do_package(obj.paths, Progress(silent), workers=1 if obj.debug else None,
+               use_cache=not no_cache)
 
 
 @cli.command()
@@ -212,13 +250,9 @@ def validate(obj, no_frictionless, report_path, silent):
     Example:
       canada-asylum-data validate --report build/validation.json
     """
-    from .validate import validate_package
-
     progress = Progress(silent)
-    if report_path:
-        report = validate_package(obj.paths.datapackage, with_frictionless=not no_frictionless)
-        report_path.write_text(report.to_json() + "\n", encoding="utf-8")
-    report = do_validate(obj.paths, progress, frictionless=not no_frictionless)
+    report = do_validate(obj.paths, progress, frictionless=not no_frictionless,
+                         report_path=report_path)
     for check in report.known:
         progress.say(f"  known: {check.table}: {check.key}: {check.detail}")
 
@@ -228,7 +262,8 @@ def validate(obj, no_frictionless, report_path, silent):
 @click.pass_obj
 @handle_errors
 def build(obj, silent):
-    """Build build/canada_asylum.db from datapackage/ with sqlite-utils.
+    """Build build/canada_asylum.db from datapackage/ (tables, keys, indexes and views as
+    sqlite-utils lays them out).
 
     \b
     Example:
@@ -256,14 +291,18 @@ def metadata(obj, check, silent):
 @cli.command()
 @mirror_option
 @online_option
+@no_cache_option
 @silent_option
 @click.pass_obj
 @handle_errors
-def refresh(obj, mirror, online, silent):
+def refresh(obj, mirror, online, no_cache, silent):
     """Run every stage: fetch, package, validate, build, metadata.
 
     The new package is validated before it replaces datapackage/, so a refresh that
     fails validation leaves the previous package, database and metadata untouched.
+    Reconciliation always covers every table; Frictionless covers every resource whose
+    content, schema or referenced resources changed since it last passed (all of them on
+    a fresh checkout or with --no-cache; `validate` always checks all).
 
     \b
     Example:
@@ -272,7 +311,8 @@ def refresh(obj, mirror, online, silent):
     progress = Progress(silent)
     do_fetch(obj.paths, mirror, online, progress)
     # Validated before it replaces datapackage/: a failing refresh changes nothing.
-    do_package(obj.paths, progress, workers=1 if obj.debug else None, validate=True)
+    do_package(obj.paths, progress, workers=1 if obj.debug else None, validate=True,
+               use_cache=not no_cache)
     do_build(obj.paths, progress)
     do_metadata(obj.paths, False, progress)
 

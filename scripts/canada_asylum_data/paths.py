@@ -40,6 +40,14 @@ class Paths:
         return self.build / "inspect-data.json"
 
     @property
+    def parse_cache(self) -> Path:
+        return self.build / "cache" / "parsed"
+
+    @property
+    def ledger(self) -> Path:
+        return self.build / "validated.json"
+
+    @property
     def metadata(self) -> Path:
         return self.root / "metadata.yml"
 
