@@ -5,7 +5,8 @@
 1. Pipeline, each step a fresh process on a scratch copy of the project (wall time and peak
    RSS of that process, from os.wait4; the short `datasette inspect` child of `build` is
    included in wall time but not in peak memory):
-   `refresh --mirror`, `build`, `validate`.
+   `refresh --mirror` on a fresh checkout (cold) and once more with unchanged sources
+   (again: build/cache/parsed/ and build/validated.json in use), `build`, `validate`.
 2. Site, side by side in the same run: our `canada-asylum-data serve` (immutable, indexes,
    views, canned queries, plugins) against a naive baseline (the same CSVs loaded with
    `sqlite-utils insert --csv`, no schemas or indexes, served by `datasette` with default
@@ -80,8 +81,12 @@ def measure(cmd: list[str], cwd: Path | None = None) -> dict:
 def pipeline(work: Path) -> dict[str, dict]:
     results = {}
     proj = scratch_project(work / "pipeline", with_outputs=False)
-    results["refresh --mirror"] = measure([CLI, "--root", str(proj), "refresh", "--mirror",
-                                           str(mirror_dir()), "--silent"])
+    refresh = [CLI, "--root", str(proj), "refresh", "--mirror", str(mirror_dir()), "--silent"]
+    # Cold: a fresh checkout, nothing in build/ (every source parsed, every resource
+    # through Frictionless). Again: the same project refreshed once more with unchanged
+    # sources (parse cache and validation ledger in build/ used; the usual weekly case).
+    results["refresh (cold)"] = measure(refresh)
+    results["refresh (again)"] = measure(refresh)
     if not (proj / "datapackage" / "datapackage.json").exists():
         shutil.rmtree(proj)
         proj = scratch_project(work / "pipeline", with_outputs=True)
@@ -189,7 +194,8 @@ def site(work: Path, args) -> dict:
 def show_pipeline(results: dict) -> None:
     print("\n== pipeline (fresh process per step) ==")
     print(f"{'step':<20} {'wall s':>8} {'peak MB':>8} {'exit':>5}  target")
-    targets = {"refresh --mirror": "< 10 s, < 500 MB", "build": "< 2 s", "validate": ""}
+    targets = {"refresh (cold)": "< 10 s, < 500 MB", "refresh (again)": "< 10 s, < 500 MB",
+               "build": "< 2 s", "validate": ""}
     for step, r in results.items():
         if step == "note":
             print(f"  note: {r['text']}")
