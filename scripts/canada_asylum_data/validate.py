@@ -21,7 +21,8 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -263,10 +264,12 @@ def _frictionless_group(descriptor: str, names: list[str], limit: int) -> list[s
     return out
 
 
-def frictionless_errors(descriptor: Path, limit: int = 50, workers: int | None = None,
-                        resources: list[str] | None = None) -> list[str]:
-    """Frictionless validation of the package metadata and of every resource (types,
-    constraints, primary keys, foreign keys), or only of the named ``resources``.
+@contextmanager
+def frictionless_started(descriptor: Path, limit: int = 50, workers: int | None = None,
+                         resources: list[str] | None = None) -> Iterator[Callable[[], list[str]]]:
+    """Start Frictionless validation of the package metadata and of every resource (types,
+    constraints, primary keys, foreign keys), or only of the named ``resources``, and
+    yield a function that waits for the errors; the caller can do other work meanwhile.
     Resources are shared out over a process pool (largest first, balanced by size); each
     worker loads the whole package, so foreign keys are checked against the referenced
     resources."""
@@ -278,11 +281,11 @@ def frictionless_errors(descriptor: Path, limit: int = 50, workers: int | None =
         try:
             Package(str(descriptor)).to_descriptor(validate=True)
         except FrictionlessException as exc:
-            return [f"package: {e.type}: {e.message}" for e in exc.to_errors()]
+            errors = [f"package: {e.type}: {e.message}" for e in exc.to_errors()]
+            yield lambda: errors
+            return
     desc = json.loads(descriptor.read_text(encoding="utf-8"))
     chosen = [r for r in desc["resources"] if resources is None or r["name"] in resources]
-    if not chosen:
-        return []
     workers = max(1, min(workers or os.cpu_count() or 1, len(chosen)))
     groups: list[list[str]] = [[] for _ in range(workers)]
     load = [0] * workers
@@ -290,23 +293,36 @@ def frictionless_errors(descriptor: Path, limit: int = 50, workers: int | None =
         i = load.index(min(load))
         groups[i].append(res["name"])
         load[i] += int(res.get("bytes") or 0) + 50_000
-    if workers == 1:
-        found = [_frictionless_group(str(descriptor), groups[0], limit)]
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            found = list(pool.map(_frictionless_group, [str(descriptor)] * workers, groups,
-                                  [limit] * workers))
-    errors = [e for group in found for e in group]
     order = {r["name"]: i for i, r in enumerate(desc["resources"])}
-    return sorted(errors, key=lambda e: order.get(e.split(":", 1)[0], -1))
+
+    def errors_of(found: list[list[str]]) -> list[str]:
+        errors = [e for group in found for e in group]
+        return sorted(errors, key=lambda e: order.get(e.split(":", 1)[0], -1))
+
+    if not chosen or workers == 1:
+        yield lambda: errors_of([_frictionless_group(str(descriptor), g, limit) for g in groups])
+        return
+    pool = ProcessPoolExecutor(max_workers=workers)
+    try:
+        futures = [pool.submit(_frictionless_group, str(descriptor), g, limit) for g in groups]
+        yield lambda: errors_of([f.result() for f in futures])
+    finally:  # on an error elsewhere, do not wait for validation nobody will read
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def frictionless_errors(descriptor: Path, limit: int = 50, workers: int | None = None,
+                        resources: list[str] | None = None) -> list[str]:
+    """Frictionless errors of the package (see :func:`frictionless_started`)."""
+    with frictionless_started(descriptor, limit, workers, resources) as errors:
+        return errors()
 
 
 def validate_package(datapackage_dir: Path, with_frictionless: bool = True,
                      schema_dir: Path | None = None, resources: list[str] | None = None) -> Report:
     """Validate a package folder (datapackage.json + data/); the reconciliation rules come
     from the schemas in ``schema_dir`` (default: the folder's own schemas/). Frictionless
-    checks the package metadata and every resource, or only the named ``resources``;
-    reconciliation always covers every table."""
+    checks the package metadata and every resource, or only the named ``resources``, in
+    worker processes while this one reconciles every table."""
     descriptor = datapackage_dir / "datapackage.json"
     if not descriptor.is_file():
         raise ValidationError("no data package to validate", str(descriptor),
@@ -314,8 +330,10 @@ def validate_package(datapackage_dir: Path, with_frictionless: bool = True,
     schemas = load_schemas(schema_dir or datapackage_dir / "schemas")
     desc = json.loads(descriptor.read_text(encoding="utf-8"))
     report = Report()
-    if with_frictionless:
-        report.frictionless_errors = frictionless_errors(descriptor, resources=resources)
-    report.checks = reconcile({r["name"]: datapackage_dir / r["path"] for r in desc["resources"]},
-                              schemas)
+    with ExitStack() as stack:
+        errors = (stack.enter_context(frictionless_started(descriptor, resources=resources))
+                  if with_frictionless else list)
+        report.checks = reconcile({r["name"]: datapackage_dir / r["path"] for r in desc["resources"]},
+                                  schemas)
+        report.frictionless_errors = errors()
     return report
