@@ -15,12 +15,12 @@ import os
 import pickle
 import sys
 import tempfile
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from .fetch import sha256_of
+from .files import sha256_of
 
 #: Libraries whose behaviour shapes what a parser returns.
 LIBRARIES = ("python-calamine", "openpyxl", "lxml", "pyreadr", "pandas", "pycountry", "pyyaml")
@@ -44,8 +44,7 @@ def code_digest() -> str:
 
 def cache_key(source, raw_file: Path, alias_dir: Path, extra: str = "") -> str:
     h = hashlib.sha256(code_digest().encode())
-    entry = asdict(source) if is_dataclass(source) else vars(source)
-    h.update(json.dumps(entry, sort_keys=True, default=str).encode())
+    h.update(json.dumps(asdict(source), sort_keys=True, default=str).encode())
     h.update(sha256_of(raw_file).encode())
     for path in sorted(alias_dir.glob("*.yml")):
         h.update(path.name.encode())

@@ -122,11 +122,11 @@ def do_package(paths: Paths, progress: Progress, workers: int | None = None,
     cache = ParseCache(paths.parse_cache) if use_cache else None
     result = normalize(sources, raw, paths.datapackage, progress=progress, workers=workers,
                        cache=cache)
-    check = None
-    if validate:
-        def check(staging: Path) -> None:
-            do_validate(paths, progress, folder=staging, incremental=use_cache)
-    written = write_package(result.tables, paths.datapackage, sources, check=check, workers=workers)
+    def check(staging: Path) -> None:
+        do_validate(paths, progress, folder=staging, incremental=use_cache)
+
+    written = write_package(result.tables, paths.datapackage, sources,
+                            check=check if validate else None, workers=workers)
     progress.say(f"package: wrote {len(written)} tables to {paths.datapackage / 'data'}")
     return result
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from .errors import CadError
 from .paths import DB_NAME, Paths
-from .publish import data_version, file_sha256
+from .files import sha256_of
+from .publish import data_version
 
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
@@ -96,7 +97,7 @@ def export(paths: Paths, out_dir: Path) -> dict[str, Path]:
         (staging / "README.md").write_text(readme_text(desc, zname, DB_NAME), encoding="utf-8")
         names = sorted(p.name for p in staging.iterdir())
         (staging / "SHA256SUMS").write_text(
-            "".join(f"{file_sha256(staging / n)}  {n}\n" for n in names), encoding="utf-8")
+            "".join(f"{sha256_of(staging / n)}  {n}\n" for n in names), encoding="utf-8")
         out_dir.mkdir(parents=True, exist_ok=True)
         written = {}
         for p in sorted(staging.iterdir()):

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -24,6 +23,7 @@ from pathlib import Path
 import httpx
 
 from .errors import ChecksumError, SourceError
+from .files import sha256_of
 from .progress import SILENT, Progress
 from .sources import Source
 
@@ -44,14 +44,6 @@ class Fetched:
     sha256: str | None = None
     bytes: int | None = None
     note: str | None = None
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def raw_path(source: Source, raw_dir: Path) -> Path:

@@ -17,6 +17,7 @@ import subprocess
 from pathlib import Path
 
 from .errors import CadError, ConfigError
+from .files import sha256_of
 from .paths import Paths
 from .serve import SETTINGS
 
@@ -59,14 +60,6 @@ def site_plugins(root: Path) -> list[str]:
     return sorted(d.replace(" ", "") for d in deps if re.match(r"^datasette-[A-Za-z0-9_.-]", d))
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _site_files(root: Path) -> list[Path]:
     out = []
     for name in ("plugins", "templates", "static"):
@@ -82,12 +75,12 @@ def content_hash(db: Path, metadata: Path, plugins: list[str], settings: dict[st
     if not db.is_file():
         raise CadError("no database to hash", str(db), "run `canada-asylum-data build` first")
     digest = hashlib.sha256()
-    digest.update(b"db\0" + file_sha256(db).encode())
+    digest.update(b"db\0" + sha256_of(db).encode())
     digest.update(b"metadata\0" + (metadata.read_bytes() if metadata.is_file() else b""))
     digest.update(b"plugins\0" + json.dumps(plugins).encode())
     digest.update(b"settings\0" + json.dumps(settings, sort_keys=True).encode())
     for path in _site_files(root) if root else []:
-        digest.update(str(path.relative_to(root)).encode() + b"\0" + file_sha256(path).encode())
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + sha256_of(path).encode())
     return digest.hexdigest()
 
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from .errors import BuildError
+from .files import sha256_of
 from .paths import Paths
 
 SETTINGS = {
@@ -58,11 +59,8 @@ def inspect(db: Path, out: Path) -> Path:
             conn.close()
     except sqlite3.Error as exc:
         raise BuildError(f"cannot inspect the database ({exc})", str(db)) from exc
-    digest = hashlib.sha256()  # what datasette.inspect.inspect_hash computes
-    with db.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    data = {db.stem: {"hash": digest.hexdigest(), "size": db.stat().st_size, "file": str(db),
+    # the hash is what datasette.inspect.inspect_hash computes
+    data = {db.stem: {"hash": sha256_of(db), "size": db.stat().st_size, "file": str(db),
                       "tables": tables}}
     tmp = out.with_suffix(".json.part")
     tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

@@ -31,7 +31,6 @@ from .errors import ValidationError
 from .schemas import load_schemas
 
 ROUNDING = 2  # largest distance between a true value and its value rounded to 5
-SUPPRESSED_RANGE = {"exact": (0, None), "rounded5": (1, 4)}
 
 
 @dataclass
@@ -114,6 +113,13 @@ def _counts(cells) -> dict:
             "n": 1, "suppressed": suppressed.astype(int),
             "unreadable": (~readable & ~suppressed).astype(int),
             "zeros": cells.eq("0").astype(int)}
+
+
+def _empty_column(frame):
+    """A column of "" cells, for a column the table lacks (as row.get(name, "") reads it)."""
+    import pandas as pd
+
+    return pd.Series("", index=frame.index, dtype=object)
 
 
 def _group_sums(frame, keys: tuple[str, ...], counts) -> dict[tuple, tuple]:
@@ -204,7 +210,7 @@ def reconcile(tables: Mapping, schemas) -> list[Check]:
         if (table, measure, keys) not in sums:
             frame = tables[table]
             if (table, measure) not in counts:
-                cells = frame[measure] if measure in frame else frame.index.to_series().map(lambda _: "")
+                cells = frame[measure] if measure in frame else _empty_column(frame)
                 counts[table, measure] = _counts(cells)
             sums[table, measure, keys] = _group_sums(frame, keys, counts[table, measure])
         found = sums[table, measure, keys].get(tuple(str(scope[k]) for k in keys))
