@@ -95,3 +95,54 @@ def fresh(mirror, tmp_path_factory):
     return root
 
 
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def served_site(tmp_path_factory):
+    """The committed data package built and served by the real `serve` command (with the
+    project's plugins, templates and settings) on 127.0.0.1, shared by the site tests.
+    Yields (base URL, project root)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    root = copy_project(tmp_path_factory.mktemp("served") / "site")
+    result = run(root, "build", "--silent")
+    assert result.exit_code == 0, result.output
+    port = _free_port()
+    exe = Path(sys.executable).with_name("canada-asylum-data")
+    log_path = root / "build" / "serve.log"
+    log = log_path.open("wb")  # a file, not a pipe: the access log never blocks
+    proc = subprocess.Popen([str(exe), "--root", str(root), "serve", "--port", str(port), "--silent"],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    try:
+        while True:
+            try:
+                httpx.get(base + "/robots.txt", timeout=2)
+                break
+            except httpx.HTTPError:
+                if proc.poll() is not None or time.time() > deadline:
+                    raise AssertionError(log_path.read_text()[-3000:])
+                time.sleep(0.3)
+        yield base, root
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        log.close()
