@@ -102,12 +102,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(cmd: list[str], port: int, log: Path) -> subprocess.Popen:
-    proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+def start(cmd: list[str], port: int, log: Path, env: dict | None = None) -> subprocess.Popen:
+    proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+                            env={**os.environ, **(env or {})})
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
-            httpx.get(f"http://127.0.0.1:{port}/-/versions.json", timeout=2)
+            httpx.get(f"http://127.0.0.1:{port}/robots.txt", timeout=2)
             return proc
         except httpx.HTTPError:
             if proc.poll() is not None:
@@ -148,10 +149,10 @@ def baseline_db(proj: Path, dest: Path) -> Path:
     return db
 
 
-def load(kind: str, port: int, proj: Path, args, out: Path) -> dict:
+def load(kind: str, port: int, proj: Path, args, out: Path, label: str | None = None) -> dict:
     env = {**os.environ, "BENCH_KIND": kind, "BENCH_ROOT": str(proj),
-           "BENCH_MAX_REQUESTS": str(args.requests)}
-    prefix = out / f"load-{kind}"
+           "BENCH_MAX_REQUESTS": str(args.requests), "BENCH_MIX": args.mix}
+    prefix = out / f"load-{(label or kind).replace(' ', '-')}"
     cmd = [str(BIN / "locust"), "-f", str(HERE / "locustfile.py"), "--headless", "-u", str(args.users),
            "-r", str(args.users), "-t", f"{args.max_seconds}s", "--host", f"http://127.0.0.1:{port}",
            "--csv", str(prefix), "--only-summary", "--stop-timeout", "5", "--exit-code-on-error", "0"]
@@ -177,11 +178,21 @@ def site(work: Path, args) -> dict:
     db = baseline_db(proj, base_dir)
     results = {}
     port = free_port()
-    ours = start([CLI, "--root", str(proj), "serve", "--port", str(port), "--silent"], port, work / "serve.log")
+    # the cache-free site first: that is the figure a reader of a new URL gets
+    ours = start([CLI, "--root", str(proj), "serve", "--port", str(port), "--silent"], port, work / "serve.log",
+                 env={"CANADA_ASYLUM_DATA_RESPONSE_CACHE": "0"})
     try:
         results["project"] = load("project", port, proj, args, work)
     finally:
         stop(ours)
+    if args.with_cache:
+        port = free_port()
+        ours = start([CLI, "--root", str(proj), "serve", "--port", str(port), "--silent"], port,
+                     work / "serve-cache.log", env={"CANADA_ASYLUM_DATA_RESPONSE_CACHE": "1"})
+        try:
+            results["project + in-process cache"] = load("project", port, proj, args, work, "project-cache")
+        finally:
+            stop(ours)
     port = free_port()
     naive = start([str(BIN / "datasette"), "serve", str(db), "--port", str(port)], port, work / "baseline.log")
     try:
@@ -206,7 +217,8 @@ def show_pipeline(results: dict) -> None:
 
 
 def show_site(results: dict) -> None:
-    print("\n== site load (locust, same mix, same users, same request cap) ==")
+    print("\n== site load (locust, same mix, same users, same request cap; the project site "
+          "first without any in-process response cache) ==")
     for kind, r in results.items():
         print(f"\n-- {kind} --")
         for line in r["mix"]:
@@ -240,6 +252,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20000, help="requests per site (default 20000)")
     parser.add_argument("--users", type=int, default=16, help="concurrent locust users (default 16)")
     parser.add_argument("--max-seconds", type=int, default=300, help="time cap per site (default 300)")
+    parser.add_argument("--mix", choices=["distinct", "repeat"], default="distinct",
+                        help="distinct: nearly every URL new (default); repeat: a small fixed set of URLs")
+    parser.add_argument("--with-cache", action="store_true",
+                        help="also load the site with CANADA_ASYLUM_DATA_RESPONSE_CACHE=1 (an in-process "
+                             "response cache, if a plugin provides one)")
     parser.add_argument("--skip-pipeline", action="store_true")
     parser.add_argument("--skip-load", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")

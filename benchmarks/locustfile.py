@@ -11,6 +11,9 @@ Environment:
                      canned-query SQL is sent as ?sql=, pages it does not have are skipped)
     BENCH_MAX_REQUESTS  stop after this many requests (default 20000)
     BENCH_ROOT       project folder (for views.yml / metadata.yml), default: this checkout
+    BENCH_MIX        "distinct" (default: random filters, sorts, facets, page sizes and
+                     offsets, so that almost every URL is new and no response cache can
+                     help) or "repeat" (the small fixed set of URLs of earlier rounds)
 
 The test stops by itself after BENCH_MAX_REQUESTS requests or the -t run time, whichever
 comes first.
@@ -30,6 +33,7 @@ DB = "canada_asylum"
 ROOT = Path(os.environ.get("BENCH_ROOT", Path(__file__).resolve().parent.parent))
 KIND = os.environ.get("BENCH_KIND", "project")
 MAX_REQUESTS = int(os.environ.get("BENCH_MAX_REQUESTS", "20000"))
+MIX_KIND = os.environ.get("BENCH_MIX", "distinct")
 
 COUNTRIES = ["USA", "HTI", "MEX", "NGA", "COL", "TUR", "IND", "CHN", "IRN", "PAK"]
 YEARS = list(range(2013, 2024))
@@ -83,6 +87,48 @@ def paths_for(kind: str) -> dict[str, tuple[int, callable]]:
     return mix
 
 
+RPD_SORTS = ["year", "country_code", "referred", "accepted", "rejected", "finalized", "pending", "source_id"]
+CBSA_SORTS = ["month", "province_code", "office", "claimants", "source_id"]
+
+
+def _sort(columns: list[str]) -> str:
+    return f"&_{random.choice(['sort', 'sort_desc'])}={random.choice(columns)}"
+
+
+def _size() -> str:
+    return f"&_size={random.randint(10, 200)}"
+
+
+def distinct_paths_for(kind: str) -> dict[str, tuple[int, callable]]:
+    """The same request types and weights as paths_for, each URL drawn at random (filters,
+    sort column and direction, facets, page size, offset), so that nearly every URL is new."""
+    mix = paths_for(kind)
+    mix["db page"] = (2, lambda: f"/{DB}?_r={random.randint(0, 10**9)}")
+    mix["home"] = (5, lambda: f"/?_r={random.randint(0, 10**9)}")
+    mix["table html + facets"] = (12, lambda: f"/{DB}/irb_rpd_claims?year__gte={random.choice(YEARS)}"
+                                             + "".join(f"&_facet={f}" for f in random.sample(
+                                                 ["year", "country_code", "source_id"], random.randint(1, 2)))
+                                             + _sort(RPD_SORTS) + _size())
+    mix["table html filter"] = (6, lambda: f"/{DB}/rcmp_interceptions?year={random.choice(range(2017, 2024))}"
+                                           + _sort(["month", "province_code", "interceptions"]) + _size())
+    mix["json api _shape=array"] = (30, lambda: f"/{DB}/irb_rpd_claims.json?_shape=array"
+                                               f"&country_code={random.choice(COUNTRIES)}"
+                                               f"&year__gte={random.choice(YEARS)}" + _sort(RPD_SORTS) + _size())
+    mix["json api big page"] = (8, lambda: f"/{DB}/cbsa_ircc_claimants.json?_shape=array&_size=1000"
+                                           f"&claimants__gte={random.randint(0, 500)}" + _sort(CBSA_SORTS))
+    mix["csv export"] = (8, lambda: f"/{DB}/irb_rpd_claims.csv?year={random.choice(YEARS)}&_size=max"
+                                    f"&referred__gte={random.randint(0, 300)}" + _sort(RPD_SORTS))
+    if "view" in mix:
+        view = mix["view"][1]
+        mix["view"] = (10, lambda: str(view()) + f"&_size={random.randint(1, 11)}")
+    if "canned query" in mix:
+        query = mix["canned query"][1]
+        mix["canned query"] = (10, lambda: str(query()) + f"&_r={random.randint(0, 10**9)}")
+    if "charts page" in mix:
+        mix["charts page"] = (5, lambda: f"/-/dashboards/journalist?_r={random.randint(0, 10**9)}")
+    return mix
+
+
 MIX: dict[str, tuple[int, callable]] = {}
 
 
@@ -92,13 +138,14 @@ def probe(environment, **_):
     MIX.clear()
     host = environment.host or "http://127.0.0.1:8001"
     with httpx.Client(base_url=host, timeout=30) as client:
-        for name, (weight, make) in paths_for(KIND).items():
+        chosen = distinct_paths_for(KIND) if MIX_KIND == "distinct" else paths_for(KIND)
+        for name, (weight, make) in chosen.items():
             status = client.get(str(make())).status_code
             if status == 200:
                 MIX[name] = (weight, make)
             else:
                 print(f"locustfile: dropping {name!r} from the mix ({status})")
-    print(f"locustfile: {KIND} mix: {', '.join(f'{k} x{w}' for k, (w, _) in MIX.items())}")
+    print(f"locustfile: {KIND} {MIX_KIND} mix: {', '.join(f'{k} x{w}' for k, (w, _) in MIX.items())}")
 
 
 @events.request.add_listener

@@ -1,36 +1,53 @@
-"""Site policy for the published Datasette: robots.txt, cache headers, and no writes.
+"""Site policy for the published Datasette: robots.txt, cache headers, no writes, bounded
+requests, plain 4xx errors, no host paths.
 
 * ``/robots.txt``: crawlers may read the pages but not run SQL, follow every facet link or
   download every export (``/*?sql=``, ``/*?_facet``, ``.csv``, ``.json`` query strings).
-* Cache headers: the database is immutable, so GET responses for data are public and
-  cacheable (``max-age`` from Datasette's ``default_cache_ttl``; Datasette already sends
-  ``Cache-Control`` for table/row/query pages); static assets get a long max-age;
-  errors and non-GET requests are ``no-store``.
-* Speed: this Datasette (0.65.x) deep-copies the whole metadata in each per-table
-  permission check (``_table_permission_allows``) and in ``metadata()``; with this
-  project's large metadata that cost ~8 ms per table, ~250 ms per home page. Metadata never changes while
-  the site runs (immutable database, metadata.yml read at start), so the results are
-  memoized at startup (bounded; callers get a shallow copy).
-* Response cache: the database is immutable and the metadata fixed while the site runs,
-  so a GET answer depends only on its URL. Successful answers (status 200, no
-  ``Set-Cookie``, at most 2 MB) to requests that carry no cookie or credentials are kept
-  in a bounded in-memory LRU (4,096 answers, 64 MB) and replayed with ``X-Cache: hit``;
-  the cache is empty at every start, so a new deploy never serves old data. Set
-  ``CANADA_ASYLUM_DATA_RESPONSE_CACHE=0`` to turn it off.
-* Writes: any request other than GET/HEAD/OPTIONS gets 405 before it reaches Datasette,
-  so no endpoint (the SQL API, /-/create, /-/insert...) can change anything even if a
-  later Datasette version or plugin adds one. The database is also opened immutable and
-  read-only by Datasette itself.
+* Cache headers a CDN can honour: the database is immutable, so GET answers for data are
+  ``public, max-age`` (Datasette's ``default_cache_ttl``; Datasette sends ``Cache-Control``
+  itself for table/row/query pages); static assets get a long max-age; errors and non-GET
+  requests are ``no-store``. Compression is datasette-gzip (``Vary: Accept-Encoding``).
+  There is no in-process response cache: on a mix of distinct URLs it gained nothing
+  (benchmarks/README.md), and a correct one has to key on the host, scheme and every header
+  that shapes the body, bound its total memory and never keep a truncated stream. The CDN
+  in front of the deployment is the cache.
+* Writes: any request other than GET/HEAD/OPTIONS gets 405 before it reaches Datasette.
+* Bounded requests (so that a few hostile but legal requests cannot starve everyone else):
+  every SQLite connection gets a maximum value length and statement length
+  (``prepare_connection``), so ``randomblob(1e9)`` or ``printf('%.*c', 3e8, 'x')`` fail at
+  once with "string or blob too big"; at most MAX_FACETS facets and a facet size of at most
+  MAX_FACET_SIZE per request; HTML table pages show at most MAX_HTML_ROWS rows (the JSON
+  and CSV exports keep ``_size=max``); ``_timelimit`` must be a positive integer.
+* No truncated body served as a success: when a SQL statement fails while a CSV is already
+  being streamed (``?_stream=on`` with a time limit hit on a later page), Datasette 0.65
+  writes the error text into the 200 body and ends it normally; here the rest of the body
+  is dropped and the connection is aborted, so a client sees an incomplete download
+  instead of a complete-looking file.
+* Plain errors: a wrong ``_sort``/``_sort_desc`` column is a 400 (Datasette says 500), a row
+  URL with the wrong number of key values is a 404 (Datasette says 500); 4xx answers are
+  rendered here without Datasette's per-error traceback printing.
+* No host paths: ``/-/databases`` (absolute database path), ``/-/threads``, ``/-/actor``
+  and ``/-/plugins`` are 404; a ``..`` segment anywhere in a path and any 403 from a static
+  mount ("directory listing is not allowed") are a plain 404, so ``/datapackage/../``
+  cannot tell whether a directory exists on the host.
+* Speed: Datasette 0.65 deep-copies the whole metadata in each per-table permission check
+  (``_table_permission_allows``) and in ``metadata()``; metadata never changes while the
+  site runs, so the results are memoized at startup (bounded; callers get a shallow copy).
+  Only on Datasette 0.65.x (version guard): other versions are left alone.
 """
 
 from __future__ import annotations
 
+import contextvars
 import copy
-import os
-from collections import OrderedDict
+import json
+import sqlite3
+import sys
+from urllib.parse import parse_qsl, unquote
 
+import datasette as datasette_module
 from datasette import hookimpl
-from datasette.utils.asgi import Response
+from datasette.utils.asgi import Base400, Response
 
 ROBOTS = """User-agent: *
 Disallow: /*?sql=
@@ -46,55 +63,36 @@ Allow: /
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 STATIC_MAX_AGE = 7 * 24 * 3600
-
-
 METADATA_CACHE_MAX = 20000
-CACHE_ENTRIES = 4096
-CACHE_BYTES = 64 * 1024 * 1024
-CACHE_MAX_BODY = 2 * 1024 * 1024
+MEMOIZE_VERSIONS = ("0.65.",)
+
+#: a single SQL value (text or blob) may not exceed this (the largest cell of the
+#: database is a few KB; a whole CSV export is streamed row by row, never one value)
+MAX_VALUE_BYTES = 4 * 1024 * 1024
+#: a SQL statement may not exceed this (table pages with every filter stay far below)
+MAX_SQL_BYTES = 100_000
+MAX_FACETS = 5
+MAX_FACET_SIZE = 100
+MAX_HTML_ROWS = 1000
+#: pages that show host paths or server internals, not data
+HIDDEN_PAGES = ("/-/databases", "/-/threads", "/-/actor", "/-/plugins")
+STATIC_PREFIXES = ("/datapackage/", "/static/", "/-/static/", "/-/static-plugins/")
+
+#: set per request: did a SQL statement fail while this request was answered?
+_SQL_FAILED: contextvars.ContextVar = contextvars.ContextVar("cad_sql_failed", default=None)
 
 
-class ResponseCache:
-    """A bounded LRU of complete answers: (path, query string) -> (status, headers, body)."""
-
-    def __init__(self, entries: int = CACHE_ENTRIES, max_bytes: int = CACHE_BYTES):
-        self.entries = entries
-        self.max_bytes = max_bytes
-        self.items: OrderedDict = OrderedDict()
-        self.bytes = 0
-
-    def get(self, key):
-        item = self.items.get(key)
-        if item is not None:
-            self.items.move_to_end(key)
-        return item
-
-    def put(self, key, status: int, headers: list, body: bytes) -> None:
-        if key in self.items:
-            return
-        self.items[key] = (status, headers, body)
-        self.bytes += len(body)
-        while len(self.items) > self.entries or self.bytes > self.max_bytes:
-            _, (_, _, old) = self.items.popitem(last=False)
-            self.bytes -= len(old)
-
-
-#: Introspection pages under /-/ change while the site runs (threads, actor...): never cached.
-CACHEABLE_SPECIAL = ("/-/static", "/-/dashboards")
-
-
-def _cacheable_request(scope) -> bool:
-    if scope.get("method", "GET").upper() != "GET":
-        return False
-    path = scope.get("path", "")
-    if path.startswith("/-/") and not path.startswith(CACHEABLE_SPECIAL):
-        return False
-    names = {k.lower() for k, _ in scope.get("headers", [])}
-    return b"cookie" not in names and b"authorization" not in names
+def _version() -> str:
+    return str(getattr(datasette_module, "__version__", ""))
 
 
 @hookimpl
-def startup(datasette):
+def prepare_connection(conn):
+    conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
+    conn.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, MAX_SQL_BYTES)
+
+
+def _memoize_metadata(datasette) -> None:
     original = datasette.metadata
     cache: dict = {}
 
@@ -109,7 +107,6 @@ def startup(datasette):
         return copy.copy(value) if isinstance(value, (dict, list)) else value
 
     datasette.metadata = metadata
-
     # The per-table "allow" blocks come from the same static metadata; the actor is still
     # checked against them on every request, only their extraction is memoized.
     table_allows = getattr(datasette, "_table_permission_allows", None)
@@ -128,6 +125,39 @@ def startup(datasette):
         datasette._table_permission_allows = cached_table_allows
 
 
+@hookimpl
+def startup(datasette):
+    # Datasette's default error handler prints a rich traceback with locals for every
+    # exception, 404s included (~0.6 s of CPU and ~40 KB of log each): plain tracebacks
+    # (printed for 500s only) are enough.
+    from datasette import handle_exception as default_handler
+
+    if getattr(default_handler, "rich", None) is not None:
+        default_handler.rich = None
+    if _version().startswith(MEMOIZE_VERSIONS):
+        _memoize_metadata(datasette)
+    else:
+        sys.stderr.write(f"site_policy: metadata memoization off on Datasette {_version()}\n")
+
+    # record SQL failures of the current request (see the truncated-stream guard)
+    for db in datasette.databases.values():
+        if getattr(db, "_cad_failure_watch", False):
+            continue
+        original = db.execute
+
+        async def execute(*args, _original=original, **kwargs):
+            try:
+                return await _original(*args, **kwargs)
+            except Exception:
+                holder = _SQL_FAILED.get()
+                if holder is not None:
+                    holder["failed"] = True
+                raise
+
+        db.execute = execute
+        db._cad_failure_watch = True
+
+
 def robots_txt():
     return Response.text(ROBOTS, headers={"Cache-Control": "public, max-age=86400"})
 
@@ -137,17 +167,182 @@ def register_routes():
     return [(r"^/robots\.txt$", robots_txt)]
 
 
+# ---------------------------------------------------------------- export links
+
+class ExportLinks(dict):
+    """The table page's "This data as ..." links: the template iterates ``items()`` for the
+    visible labels and reads ``renderers['json']`` for the advanced links."""
+
+    def __init__(self, json_url: str, label: str):
+        super().__init__(json=json_url)
+        self.label = label
+
+    def items(self):
+        return [(self.label, self["json"])]
+
+
+@hookimpl
+def extra_template_vars(template, request, datasette, database, table):
+    if template != "table.html" or request is None or not table:
+        return {}
+    args = [(k, v) for k, v in parse_qsl(request.query_string, keep_blank_values=True)
+            if k not in ("_next", "_size", "_stream", "_nofacet", "_nocount")]
+    path = request.path
+    from urllib.parse import urlencode
+
+    def with_format(fmt: str, extra: list) -> str:
+        query = urlencode(args + extra)
+        return f"{path}.{fmt}" + (f"?{query}" if query else "")
+
+    return {
+        # the whole result, every page, as one CSV
+        "url_csv": with_format("csv", [("_size", "max"), ("_stream", "on")]),
+        "renderers": ExportLinks(with_format("json", [("_size", "max")]),
+                                 "json (5,000 rows a page: follow next_url for the rest)"),
+    }
+
+
+# ---------------------------------------------------------------- suppressed cells
+
+_SUPPRESSED: dict[str, str] = {}
+
+
+def _suppressed_labels(datasette) -> dict[str, str]:
+    """table -> label of the "--" marker, from the data package served at /datapackage/."""
+    if _SUPPRESSED:
+        return _SUPPRESSED
+    for mount, folder in getattr(datasette, "static_mounts", []) or []:
+        if mount != "datapackage":
+            continue
+        try:
+            with open(f"{folder}/datapackage.json", encoding="utf-8") as fh:
+                package = json.load(fh)
+        except (OSError, ValueError):
+            break
+        for resource in package.get("resources", []):
+            for marker in (resource.get("schema") or {}).get("missingValues") or []:
+                if isinstance(marker, dict) and marker.get("value") == "--":
+                    _SUPPRESSED[resource["name"]] = marker.get("label") or "suppressed by the publisher"
+    _SUPPRESSED.setdefault("", "")  # loaded (even if empty)
+    return _SUPPRESSED
+
+
+@hookimpl
+def render_cell(row, value, column, table, datasette):
+    if value is not None or not table:
+        return None
+    labels = _suppressed_labels(datasette)
+    label = labels.get(table)
+    if not label:
+        return None
+    try:
+        listed = row["suppressed_measures"]
+    except (KeyError, IndexError):
+        return None
+    if not listed or column not in {m.strip() for m in str(listed).split(",")}:
+        return None
+    from markupsafe import Markup, escape
+
+    return Markup(f'<span class="suppressed" title="{escape(label)}">--</span>')
+
+
+# ---------------------------------------------------------------- errors
+
+@hookimpl
+def handle_exception(datasette, request, exception):
+    from datasette.views.base import DatasetteError
+
+    status = None
+    message = None
+    if isinstance(exception, DatasetteError) and exception.status == 500:
+        text = str(exception.message)
+        if text.startswith("Cannot sort table by ") or text.startswith("Cannot use _sort and _sort_desc"):
+            status = 400
+            message = text + (" (no such sortable column)" if text.startswith("Cannot sort table by ") else "")
+    elif type(exception).__name__ == "QueryInterrupted":
+        # e.g. the first page of a CSV export over the time limit (Datasette: 500)
+        status, message = 400, "SQL query took too long (time limit reached): narrow it with filters"
+    elif isinstance(exception, sqlite3.ProgrammingError) and "binding parameter" in str(exception) \
+            and request.url_vars.get("pks"):
+        status, message = 404, "Row not found: the URL does not give every primary-key value of this table"
+    elif isinstance(exception, Base400):
+        status, message = exception.status, str(exception.args[0]) if exception.args else "Bad request"
+    elif isinstance(exception, DatasetteError) and exception.status < 500 and not exception.message_is_html:
+        status, message = exception.status, str(exception.message)
+    if status is None:
+        return None  # Datasette's own handler (500s keep their traceback in the log)
+    return _error(datasette, request.path, status, message)
+
+
+def _error(datasette, path: str, status: int, message: str):
+    info = {"ok": False, "error": message, "status": status, "title": None}
+    if path.split("?")[0].endswith(".json"):
+        return Response.json(info, status=status, headers={"Cache-Control": "no-store"})
+
+    async def inner():
+        template = datasette.jinja_env.select_template([f"{status}.html", "error.html"])
+        html = await template.render_async(dict(info, urls=datasette.urls, app_css_hash=datasette.app_css_hash(),
+                                                menu_links=lambda: [], base_url=datasette.setting("base_url")))
+        return Response.html(html, status=status, headers={"Cache-Control": "no-store"})
+
+    return inner
+
+
+# ---------------------------------------------------------------- request guard
+
+def _refusal(scope) -> tuple[int, str] | None:
+    """(status, message) when the request is refused before Datasette sees it."""
+    path = scope.get("path", "")
+    raw = scope.get("raw_path") or path.encode()
+    decoded = unquote(raw.decode("latin-1")) if isinstance(raw, bytes) else path
+    segments = decoded.replace("\\", "/").split("/")
+    if ".." in segments or ".." in path.split("/"):
+        return 404, "Not found"
+    if path.startswith(HIDDEN_PAGES):
+        return 404, "Not found"
+    try:
+        args = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    except ValueError:
+        return 400, "Bad query string"
+    facets = [v for k, v in args if k in ("_facet", "_facet_array", "_facet_date")]
+    if len(facets) > MAX_FACETS:
+        return 400, f"At most {MAX_FACETS} facets per request ({len(facets)} asked)"
+    for key, value in args:
+        if key == "_facet_size" and value != "max":
+            if not value.isdigit() or int(value) > MAX_FACET_SIZE:
+                return 400, f"_facet_size must be a whole number up to {MAX_FACET_SIZE}, or max"
+        if key == "_timelimit" and not (value.isdigit() and int(value) > 0):
+            return 400, "_timelimit must be a positive whole number of milliseconds"
+        if key == "_size" and "." not in path.rsplit("/", 1)[-1] and not path.startswith("/-/"):
+            # an HTML page: rendering thousands of rows costs seconds of CPU
+            if value == "max" or (value.isdigit() and int(value) > MAX_HTML_ROWS):
+                return 400, (f"HTML pages show at most {MAX_HTML_ROWS} rows; use the .json export "
+                             "(_size=max, follow next_url) or .csv?_stream=on for all rows")
+    return None
+
+
+async def _send_plain(send, status: int, message: str, path: str) -> None:
+    if path.endswith(".json"):
+        body = json.dumps({"ok": False, "error": message, "status": status}).encode()
+        ctype = b"application/json; charset=utf-8"
+    else:
+        body = f"{status}: {message}\n".encode()
+        ctype = b"text/plain; charset=utf-8"
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", ctype), (b"cache-control", b"no-store"),
+        (b"x-content-type-options", b"nosniff"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
 @hookimpl
 def asgi_wrapper(datasette):
-    enabled = os.environ.get("CANADA_ASYLUM_DATA_RESPONSE_CACHE", "1") not in ("0", "off", "false")
-    cache = ResponseCache() if enabled else None
-
     def wrap(app):
         async def policy(scope, receive, send):
             if scope.get("type") != "http":
                 await app(scope, receive, send)
                 return
             method = scope.get("method", "GET").upper()
+            path = scope.get("path", "")
             if method not in SAFE_METHODS:
                 body = b'{"ok": false, "error": "this site is read-only", "status": 405}'
                 await send({"type": "http.response.start", "status": 405, "headers": [
@@ -157,55 +352,53 @@ def asgi_wrapper(datasette):
                     (b"content-length", str(len(body)).encode())]})
                 await send({"type": "http.response.body", "body": body})
                 return
-            path = scope.get("path", "")
-            key = (path, scope.get("query_string", b"")) if cache and _cacheable_request(scope) else None
-            if key is not None:
-                hit = cache.get(key)
-                if hit is not None:
-                    status, headers, body = hit
-                    await send({"type": "http.response.start", "status": status,
-                                "headers": headers + [(b"x-cache", b"hit")]})
-                    await send({"type": "http.response.body", "body": body})
-                    return
-            captured: dict = {"status": None, "headers": None, "chunks": [], "size": 0}
-
-            def capture(message) -> None:
-                if message["type"] == "http.response.start":
-                    captured["status"] = message["status"]
-                    captured["headers"] = list(message.get("headers", []))
-                    return
-                if captured["size"] > CACHE_MAX_BODY:
-                    return
-                chunk = message.get("body", b"")
-                captured["chunks"].append(chunk)
-                captured["size"] += len(chunk)
-                if not message.get("more_body") and captured["status"] == 200 \
-                        and captured["size"] <= CACHE_MAX_BODY \
-                        and not any(k.lower() == b"set-cookie" for k, _ in captured["headers"]):
-                    cache.put(key, 200, captured["headers"], b"".join(captured["chunks"]))
+            refusal = _refusal(scope)
+            if refusal is not None:
+                await _send_plain(send, *refusal, path)
+                return
+            holder = {"failed": False}
+            token = _SQL_FAILED.set(holder)
+            state = {"status": None, "swallow": False, "csv": path.endswith(".csv")}
 
             async def send_with_policy(message):
                 if message["type"] == "http.response.start":
                     status = message["status"]
-                    headers = [(k, v) for k, v in message.get("headers", [])]
+                    state["status"] = status
+                    if status in (403, 404) and path.startswith(STATIC_PREFIXES):
+                        # a directory listing refused or a file missing: one and the same
+                        # "not found", so no answer tells what exists on the host
+                        state["swallow"] = True
+                        await _send_plain(send, 404, "Not found", path)
+                        return
+                    headers = list(message.get("headers", []))
                     names = {k.lower() for k, _ in headers}
                     if status >= 400:
                         headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
                         headers.append((b"cache-control", b"no-store"))
                     elif b"cache-control" not in names:
-                        ttl = STATIC_MAX_AGE if path.startswith("/-/static") or path.startswith("/static/") \
+                        ttl = STATIC_MAX_AGE if path.startswith(("/-/static", "/static/")) \
                             else int(datasette.setting("default_cache_ttl") or 0)
                         value = f"public, max-age={ttl}" if ttl else "no-cache"
                         headers.append((b"cache-control", value.encode()))
                     headers.append((b"x-content-type-options", b"nosniff"))
                     message = {**message, "headers": headers}
-                if key is not None:
-                    capture(message)
-                    if message["type"] == "http.response.start":
-                        message = {**message, "headers": message["headers"] + [(b"x-cache", b"miss")]}
+                elif message["type"] == "http.response.body":
+                    if state["swallow"]:
+                        return
+                    if state["csv"] and state["status"] == 200 and holder["failed"]:
+                        # the rest of the body is Datasette's error text: drop it and never
+                        # send the final chunk, so the server closes the connection on an
+                        # incomplete response (the client reports a failed download)
+                        state["swallow"] = True
+                        sys.stderr.write(f"site_policy: CSV stream of {path} failed after its first page; "
+                                         "response left incomplete\n")
+                        return
                 await send(message)
 
-            await app(scope, receive, send_with_policy)
+            try:
+                await app(scope, receive, send_with_policy)
+            finally:
+                _SQL_FAILED.reset(token)
 
         return policy
 
