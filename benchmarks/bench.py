@@ -202,6 +202,71 @@ def site(work: Path, args) -> dict:
     return results
 
 
+BIG = "ircc_claimants_top25_citizenship"
+HOSTILE = {  # the requests of the hardening report; the first two are refused (400) now
+    "html _size=max, unindexed sort": f"/canada_asylum/{BIG}?_size=max&_sort_desc=notes",
+    "html 10 facets, _facet_size=max": f"/canada_asylum/{BIG}?" + "&".join(
+        f"_facet={c}" for c in ["year", "month", "quarter", "breakdown", "breakdown_value", "country_code",
+                                "country_label", "ranking", "rank", "source_id"]) + "&_facet_size=max",
+    "json _size=max, unindexed sort": f"/canada_asylum/{BIG}.json?_size=max&_sort_desc=notes",
+    "html 5 facets, _facet_size=max": f"/canada_asylum/{BIG}?_facet=year&_facet=month&_facet=country_code"
+                                      "&_facet=breakdown_value&_facet=source_id&_facet_size=max",
+}
+SIMPLE = "/canada_asylum/provinces.json?_shape=array&code=QC"
+
+
+def hostile(work: Path) -> dict:
+    """Each hostile request alone, then a simple request while four of them run at once."""
+    import statistics
+    import threading
+
+    proj = work / "site"
+    port = free_port()
+    proc = start([CLI, "--root", str(proj), "serve", "--port", str(port), "--silent"], port, work / "hostile.log")
+    base = f"http://127.0.0.1:{port}"
+    out: dict = {"alone": {}, "simple": {}}
+    try:
+        with httpx.Client(base_url=base, timeout=120) as c:
+            for name, path in HOSTILE.items():
+                t0 = time.perf_counter()
+                status = c.get(path).status_code
+                out["alone"][name] = (status, time.perf_counter() - t0)
+            for label, paths in (("idle", []), ("4 hostile running", list(HOSTILE.values()))):
+                halt = threading.Event()
+
+                def hammer(path):
+                    with httpx.Client(base_url=base, timeout=120) as h:
+                        while not halt.is_set():
+                            h.get(path)
+
+                threads = [threading.Thread(target=hammer, args=(p,)) for p in paths]
+                for t in threads:
+                    t.start()
+                time.sleep(1 if paths else 0)
+                lat = []
+                for _ in range(40):
+                    t0 = time.perf_counter()
+                    assert c.get(SIMPLE).status_code == 200
+                    lat.append(time.perf_counter() - t0)
+                halt.set()
+                for t in threads:
+                    t.join()
+                lat.sort()
+                out["simple"][label] = (statistics.median(lat), lat[int(len(lat) * 0.95)], lat[-1])
+    finally:
+        stop(proc)
+    return out
+
+
+def show_hostile(r: dict) -> None:
+    print("\n== hostile requests (largest table) ==")
+    for name, (status, seconds) in r["alone"].items():
+        print(f"{name:<36} status {status}  {seconds * 1000:8.0f} ms alone")
+    for label, (p50, p95, worst) in r["simple"].items():
+        print(f"simple request, {label:<20} median {p50 * 1000:6.0f} ms  p95 {p95 * 1000:6.0f} ms  "
+              f"max {worst * 1000:6.0f} ms")
+
+
 def show_pipeline(results: dict) -> None:
     print("\n== pipeline (fresh process per step) ==")
     print(f"{'step':<20} {'wall s':>8} {'peak MB':>8} {'exit':>5}  target")
@@ -258,6 +323,7 @@ def main() -> None:
                         help="also load the site with CANADA_ASYLUM_DATA_RESPONSE_CACHE=1 (an in-process "
                              "response cache, if a plugin provides one)")
     parser.add_argument("--skip-pipeline", action="store_true")
+    parser.add_argument("--skip-hostile", action="store_true")
     parser.add_argument("--skip-load", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
     args = parser.parse_args()
@@ -267,6 +333,11 @@ def main() -> None:
             show_pipeline(pipeline(work))
         if not args.skip_load:
             show_site(site(work, args))
+        if not args.skip_hostile:
+            if not (work / "site").exists():
+                proj = scratch_project(work / "site", with_outputs=True)
+                subprocess.run([CLI, "--root", str(proj), "build", "--silent"], check=True)
+            show_hostile(hostile(work))
     finally:
         if args.keep:
             print(f"\nscratch folder: {work}")

@@ -41,6 +41,7 @@ from __future__ import annotations
 import contextvars
 import copy
 import json
+import os
 import re
 import sqlite3
 import sys
@@ -168,7 +169,9 @@ def startup(datasette):
 
     if getattr(default_handler, "rich", None) is not None:
         default_handler.rich = None
-    if _version().startswith(MEMOIZE_VERSIONS):
+    if os.environ.get("CANADA_ASYLUM_DATA_METADATA_MEMO", "1") in ("0", "off", "false"):
+        pass  # measured off (benchmarks/bench.py --memo-off)
+    elif _version().startswith(MEMOIZE_VERSIONS):
         _memoize_metadata(datasette)
     else:
         sys.stderr.write(f"site_policy: metadata memoization off on Datasette {_version()}\n")
