@@ -332,7 +332,22 @@ def _error(datasette, path: str, status: int, message: str):
 
 # ---------------------------------------------------------------- request guard
 
-def _refusal(scope) -> tuple[int, str] | None:
+def _unknown_format(path: str, databases) -> bool:
+    """/<db>.<fmt>, /<db>/<table>.<fmt>, /<db>/<table>/<pk>.<fmt> with a format Datasette does
+    not render: Datasette 0.65 answers them with the HTML page (a 200 for a URL that names
+    nothing). Dots inside table names and key values are tilde-encoded (~2E) in its URLs."""
+    parts = path.strip("/").split("/")
+    if not 1 <= len(parts) <= 3 or "." not in parts[-1]:
+        return False
+    db = parts[0].split(".", 1)[0]
+    if db not in databases:
+        return False
+    fmt = parts[-1].rsplit(".", 1)[1]
+    allowed = {"json", "csv", "db"} if len(parts) == 1 else {"json", "csv"}
+    return fmt not in allowed
+
+
+def _refusal(scope, databases=()) -> tuple[int, str] | None:
     """(status, message) when the request is refused before Datasette sees it."""
     path = scope.get("path", "")
     raw = scope.get("raw_path") or path.encode()
@@ -340,7 +355,7 @@ def _refusal(scope) -> tuple[int, str] | None:
     segments = decoded.replace("\\", "/").split("/")
     if ".." in segments or ".." in path.split("/"):
         return 404, "Not found"
-    if path.startswith(HIDDEN_PAGES):
+    if path.startswith(HIDDEN_PAGES) or _unknown_format(path, databases):
         return 404, "Not found"
     try:
         args = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
@@ -394,7 +409,7 @@ def asgi_wrapper(datasette):
                     (b"content-length", str(len(body)).encode())]})
                 await send({"type": "http.response.body", "body": body})
                 return
-            refusal = _refusal(scope)
+            refusal = _refusal(scope, datasette.databases)
             if refusal is not None:
                 await _send_plain(send, *refusal, path)
                 return

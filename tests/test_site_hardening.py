@@ -42,7 +42,8 @@ def test_a_reader_mistake_is_a_400_with_a_plain_message(client, path):
 
 
 @pytest.mark.parametrize("path", [f"/{DB}/events/zz", f"/{DB}/events/zz.json", f"/{DB}/no_such_table",
-                                  "/no_such_database", f"/{DB}/rcmp_interceptions/zz.json"])
+                                  "/no_such_database", f"/{DB}/rcmp_interceptions/zz.json",
+                                  f"/{DB}/events.nope", f"/{DB}/events.html", f"/{DB}.nope"])
 def test_urls_that_match_nothing_are_404(client, path):
     assert client.get(path).status_code == 404, path
 
