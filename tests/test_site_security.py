@@ -22,7 +22,7 @@ import pytest
 from canada_asylum_data.serve import SETTINGS
 
 from .conftest import DATAPACKAGE, ROOT
-from .test_pipeline import copy_project, run
+from .conftest import copy_project, run
 
 DB = "canada_asylum"
 
