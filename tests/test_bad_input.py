@@ -83,7 +83,7 @@ def test_checksum_mismatch(project, mirror, sources):
     (project / "build" / "raw" / src.raw_name).unlink()
     fake = _mirror_with(mirror, project.parent, src, (mirror / src.mirror_path).read_bytes() + b"\n")
     out = _refresh_fails(project, fake, f"checksum mismatch for source {RAD}", src.sha256)
-    assert "sources.yml" in out
+    assert "datapackage/sources.d/" in out
 
 
 def test_missing_mirror_file(project, mirror, sources):

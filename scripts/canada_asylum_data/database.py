@@ -29,10 +29,8 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import json
 import os
 import sqlite3
-import tempfile
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +39,8 @@ import yaml
 
 from .yamlio import load_yaml
 from .errors import BuildError, ConfigError
+from .files import atomic_path
+from .package_io import read_descriptor
 from .progress import SILENT, Progress
 from .schemas import load_schemas
 
@@ -156,13 +156,7 @@ def plan_table(root: Path, res: dict, schemas, resources: dict[str, dict]) -> Ta
 
 def build_database(datapackage_dir: Path, db_path: Path, views_path: Path,
                    progress: Progress = SILENT, parallel_min_bytes: int = PARALLEL_MIN_BYTES) -> Path:
-    descriptor = datapackage_dir / "datapackage.json"
-    if not descriptor.is_file():
-        raise BuildError("no data package found", str(descriptor))
-    try:
-        desc = json.loads(descriptor.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise BuildError(f"datapackage.json is not valid JSON ({exc})", str(descriptor)) from exc
+    desc = read_descriptor(datapackage_dir)
     schemas = load_schemas(datapackage_dir / "schemas")
     resources = desc["resources"]
     by_name = {r["name"]: r for r in resources}
@@ -170,39 +164,25 @@ def build_database(datapackage_dir: Path, db_path: Path, views_path: Path,
     order = sorted(resources, key=lambda r: (bool(r["schema"].get("foreignKeys")), r["name"]))
     plans = [plan_table(datapackage_dir, res, schemas, by_name) for res in order]
     side = _side_table(plans, parallel_min_bytes)
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_path(db_path.parent)
-    side_path = tmp.with_name(tmp.stem + "-side.db")
-    try:
-        with contextlib.ExitStack() as stack:
-            future = None
-            if side is not None:
-                # Leaving the with-block waits for the second process, even after an error.
-                pool = stack.enter_context(ProcessPoolExecutor(max_workers=1))
-                future = pool.submit(_load_side_table, side, side_path)
-            conn = sqlite3.connect(tmp)
-            stack.callback(conn.close)
-            for pragma in PRAGMAS:
-                conn.execute(f"PRAGMA {pragma}")
-            _load_tables(conn, plans, side, future, progress)
-            if future is not None:
-                future.result()
-                _copy_side_table(conn, side, side_path)
-            _create_views(conn, views_path)
-            conn.commit()
-        os.replace(tmp, db_path)
-    finally:
-        tmp.unlink(missing_ok=True)
-        side_path.unlink(missing_ok=True)
+    with atomic_path(db_path) as tmp, contextlib.ExitStack() as stack:
+        side_path = tmp.with_name(tmp.name + "-side.db")
+        stack.callback(side_path.unlink, missing_ok=True)
+        future = None
+        if side is not None:
+            # Leaving the with-block waits for the second process, even after an error.
+            pool = stack.enter_context(ProcessPoolExecutor(max_workers=1))
+            future = pool.submit(_load_side_table, side, side_path)
+        conn = sqlite3.connect(tmp)
+        stack.callback(conn.close)
+        for pragma in PRAGMAS:
+            conn.execute(f"PRAGMA {pragma}")
+        _load_tables(conn, plans, side, future, progress)
+        if future is not None:
+            future.result()
+            _copy_side_table(conn, side, side_path)
+        _create_views(conn, views_path)
+        conn.commit()
     return db_path
-
-
-def _temp_path(folder: Path) -> Path:
-    fd, name = tempfile.mkstemp(prefix=".build-", suffix=".db", dir=folder)
-    os.close(fd)
-    path = Path(name)
-    path.unlink()
-    return path
 
 
 def _side_table(plans: list[TablePlan], min_bytes: int) -> TablePlan | None:
@@ -258,7 +238,7 @@ def _insert_rows(conn: sqlite3.Connection, plan: TablePlan) -> None:
 
 
 def _check_numbers(conn: sqlite3.Connection, plan: TablePlan) -> None:
-    """Raise ValueError for the first number cell that SQLite left as text."""
+    """Raise BuildError for the first number cell that SQLite left as text."""
     if not plan.numbers:
         return
     bad = conn.execute(
@@ -270,8 +250,10 @@ def _check_numbers(conn: sqlite3.Connection, plan: TablePlan) -> None:
         row, *cells = bad
         for (column, ftype), cell in zip(plan.numbers.items(), cells):
             if cell is not None and type(cell) is not NUMBER_TYPES[ftype][1]:
-                raise ValueError(f"{column} = {cell!r} in row {row} is not "
-                                 + ("an integer" if ftype == "integer" else "a number"))
+                kind = "an integer" if ftype == "integer" else "a number"
+                raise BuildError(f"table {plan.name} has a value that does not fit its schema "
+                                 f"({column} = {cell!r} in row {row} is not {kind})", str(plan.path),
+                                 "run `canada-asylum-data validate` to find it")
 
 
 def _load_side_table(plan: TablePlan, side_path: Path) -> None:

@@ -9,16 +9,14 @@ into place at the end, so a failure leaves a previous export untouched.
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 
 from .errors import CadError
 from .paths import DB_NAME, Paths
-from .files import sha256_of
+from .files import install, sha256_of, staged_folder
+from .package_io import read_descriptor
 from .publish import data_version
 
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
@@ -29,7 +27,7 @@ def zip_name(version: str) -> str:
 
 
 def write_zip(datapackage_dir: Path, out: Path) -> Path:
-    desc = json.loads((datapackage_dir / "datapackage.json").read_text(encoding="utf-8"))
+    desc = read_descriptor(datapackage_dir)
     members = ["datapackage.json"] + sorted(r["path"] for r in desc.get("resources", []))
     with zipfile.ZipFile(out, "w") as zf:
         for name in members:
@@ -80,15 +78,11 @@ def readme_text(desc: dict, zip_file: str, db_file: str) -> str:
 
 def export(paths: Paths, out_dir: Path) -> dict[str, Path]:
     """Write the offline copy into ``out_dir``; the database must be built already."""
-    if not paths.descriptor.is_file():
-        raise CadError("no data package to export", str(paths.descriptor), "run `canada-asylum-data package` first")
     if not paths.db.is_file():
         raise CadError("no database to export", str(paths.db), "run `canada-asylum-data build` first")
     version = data_version(paths)
-    desc = json.loads(paths.descriptor.read_text(encoding="utf-8"))
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir.parent))
-    try:
+    desc = read_descriptor(paths.datapackage)
+    with staged_folder(out_dir.parent, ".export-") as staging:
         zname = zip_name(version)
         write_zip(paths.datapackage, staging / zname)
         shutil.copyfile(paths.db, staging / DB_NAME)
@@ -98,14 +92,5 @@ def export(paths: Paths, out_dir: Path) -> dict[str, Path]:
         names = sorted(p.name for p in staging.iterdir())
         (staging / "SHA256SUMS").write_text(
             "".join(f"{sha256_of(staging / n)}  {n}\n" for n in names), encoding="utf-8")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        written = {}
-        for p in sorted(staging.iterdir()):
-            os.replace(p, out_dir / p.name)
-            written[p.name] = out_dir / p.name
-        for stale in out_dir.glob("canada-asylum-data-*.zip"):
-            if stale.name != zname:
-                stale.unlink()
-        return written
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        return install(staging, out_dir, [p.name for p in sorted(staging.iterdir())],
+                       stale="canada-asylum-data-*.zip")

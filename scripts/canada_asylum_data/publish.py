@@ -17,7 +17,8 @@ import subprocess
 from pathlib import Path
 
 from .errors import CadError, ConfigError
-from .files import sha256_of
+from .files import atomic_write, sha256_of
+from .package_io import descriptor_path, has_package, read_descriptor
 from .paths import Paths
 from .serve import SETTINGS
 
@@ -34,11 +35,7 @@ _HASH = re.compile(r"(?:sha256:)?([0-9a-f]{64})")
 
 
 def data_version(paths: Paths) -> str:
-    try:
-        desc = json.loads(paths.descriptor.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError("cannot read the data version", str(paths.descriptor),
-                          "run `canada-asylum-data package` first") from exc
+    desc = read_descriptor(paths.datapackage)
     version = desc.get("version")
     if not version:
         raise ConfigError("datapackage.json has no version", str(paths.descriptor),
@@ -175,11 +172,8 @@ def set_version(datapackage_dir: Path, version: str) -> None:
     if not _VERSION_LINE.search(text):
         raise ConfigError("package.yaml has no `version:` line", str(yaml_path), 'add version: "YYYY.MM.DD"')
     new_text = _VERSION_LINE.sub(lambda m: f'{m[1]}"{version}"', text, count=1)
-    desc_path = datapackage_dir / "datapackage.json"
-    desc = json.loads(desc_path.read_text(encoding="utf-8")) if desc_path.is_file() else None
-    for path, data in ((yaml_path, new_text),) + (
-            ((desc_path, json.dumps({**desc, "version": version}, indent=2, ensure_ascii=False) + "\n"),)
-            if desc is not None else ()):
-        tmp = path.with_name(path.name + ".part")
-        tmp.write_text(data, encoding="utf-8")
-        tmp.replace(path)
+    atomic_write(yaml_path, new_text)
+    if has_package(datapackage_dir):
+        desc = read_descriptor(datapackage_dir)
+        atomic_write(descriptor_path(datapackage_dir),
+                     json.dumps({**desc, "version": version}, indent=2, ensure_ascii=False) + "\n")

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from .errors import BuildError
-from .files import sha256_of
+from .files import atomic_write, sha256_of
 from .paths import Paths
 
 SETTINGS = {
@@ -42,7 +42,7 @@ def database_is_current(paths: Paths) -> bool:
 
 
 def write_stamp(paths: Paths) -> None:
-    (paths.build / STAMP).write_text(json.dumps({"fingerprint": package_fingerprint(paths)}) + "\n")
+    atomic_write(paths.build / STAMP, json.dumps({"fingerprint": package_fingerprint(paths)}) + "\n")
 
 
 def inspect(db: Path, out: Path) -> Path:
@@ -62,10 +62,7 @@ def inspect(db: Path, out: Path) -> Path:
     # the hash is what datasette.inspect.inspect_hash computes
     data = {db.stem: {"hash": sha256_of(db), "size": db.stat().st_size, "file": str(db),
                       "tables": tables}}
-    tmp = out.with_suffix(".json.part")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(out)
-    return out
+    return atomic_write(out, json.dumps(data, indent=2) + "\n")
 
 
 def datasette_command(paths: Paths, host: str, port: int, extra: tuple[str, ...] = ()) -> list[str]:
