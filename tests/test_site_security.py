@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from canada_asylum_data.serve import SETTINGS
+from canada_asylum_data.site import SETTINGS
 
 from .conftest import DATAPACKAGE, ROOT
 from .conftest import copy_project, run

@@ -173,14 +173,14 @@ def serve(obj, host, port, rebuild, dry_run, silent):
     Example:
       canada-asylum-data serve --port 8001
     """
-    from .serve import datasette_command
+    from .site import describe, serve_command, shell_quote
 
     progress = Progress(silent)
     paths = obj.paths
     pipeline.ensure_database(paths, progress, rebuild=rebuild)
-    cmd = datasette_command(paths, host, port)
+    cmd = serve_command(describe(paths), host, port)
     if dry_run:
-        click.echo(" ".join(cmd))
+        click.echo(shell_quote(cmd))
         return
     progress.say(f"serve: http://{host}:{port}/")
     os.execv(sys.executable, cmd) if os.name == "posix" else sys.exit(__import__("subprocess").call(cmd))

@@ -149,15 +149,15 @@ def publish(obj, platform, service, live_hash, force, dry_run, silent):
       curl -s https://SITE/-/versions.json > live.json
       canada-asylum-data publish --platform cloudrun --live-hash live.json
     """
-    from .publish import data_version, publish_command, read_live_hash, run, shell_quote, site_plugins
+    from .publish import data_version, read_live_hash, run, version_note
+    from .site import describe, publish_command, shell_quote
 
     progress = Progress(silent)
     paths = obj.paths
-    plugins = site_plugins(paths.root)
     version = data_version(paths)
     # A dry run writes nothing into the project (a missing database is built and thrown away).
     digest = pipeline.site_content_hash(paths, progress, write=not dry_run)
-    cmd = publish_command(paths, platform, service, version, digest, plugins)
+    cmd = publish_command(describe(paths), platform, service, version_note(version, digest))
     if dry_run:
         click.echo(shell_quote(cmd))
         return

@@ -75,19 +75,20 @@ def staged_folder(parent: Path, prefix: str) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def install(staging: Path, target: Path, names: Iterable[str], stale: str | None = None) -> dict[str, Path]:
+def install(staging: Path, target: Path, names: Iterable[str],
+            stale: str | tuple[str, ...] = ()) -> dict[str, Path]:
     """Move the files ``names`` (paths relative to ``staging``) to the same place under
     ``target``, in the order given, each by an atomic rename; then delete the files under
-    ``target`` that match the glob ``stale`` and were not installed. Returns name -> path."""
+    ``target`` that match a glob of ``stale`` and were not installed. Returns name -> path."""
     written: dict[str, Path] = {}
     for name in names:
         dest = target / name
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staging / name, dest)
         written[name] = dest
-    if stale is not None:
-        kept = set(written.values())
-        for path in target.glob(stale):
-            if path not in kept:
+    kept = set(written.values())
+    for pattern in (stale,) if isinstance(stale, str) else stale:
+        for path in target.glob(pattern):
+            if path not in kept and path.is_file():
                 path.unlink()
     return written

@@ -154,22 +154,22 @@ def ensure_database(paths: Paths, progress: Progress = SILENT, rebuild: bool = F
 
 
 def site_content_hash(paths: Paths, progress: Progress = SILENT, write: bool = True) -> str:
-    """The content hash of the site to publish. The database is built first if it is not
-    current; with ``write`` False (a dry run) that build goes to a temporary folder and is
-    thrown away, so nothing in the project changes."""
+    """The content hash of the site to publish (site.content_hash). The database is built
+    first if it is not current; with ``write`` False (a dry run) that build goes to a
+    temporary folder and is thrown away, so nothing in the project changes."""
     from .database import build_database
-    from .publish import content_hash, site_plugins
-    from .serve import SETTINGS, database_is_current
+    from .serve import database_is_current
+    from .site import content_hash, describe
 
-    plugins = site_plugins(paths.root)
+    site = describe(paths)
     if database_is_current(paths) or write:
         ensure_database(paths, progress)
-        return content_hash(paths.db, paths.metadata, plugins, SETTINGS, paths.root)
+        return content_hash(site)
     tmp = Path(tempfile.mkdtemp(prefix="cad-publish-"))
     try:
         progress.say("publish: database not built; building a temporary copy to hash it")
         build_database(paths.datapackage, tmp / paths.db.name, paths.views, progress=progress)
-        return content_hash(tmp / paths.db.name, paths.metadata, plugins, SETTINGS, paths.root)
+        return content_hash(site, tmp / paths.db.name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

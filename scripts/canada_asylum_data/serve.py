@@ -1,25 +1,17 @@
-"""Serve the database with Datasette: read-only, immutable, with the generated metadata
-and SQL time and row limits."""
+"""What serving needs besides the command (site.py renders that): the inspect file that
+lets Datasette serve the immutable database without counting rows at start-up, and the
+build stamp that says whether the database is current with datapackage/."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from pathlib import Path
 
 from .errors import BuildError
 from .files import atomic_write, sha256_of
 from .paths import Paths
 
-SETTINGS = {
-    "sql_time_limit_ms": "3000",
-    "max_returned_rows": "5000",
-    "facet_time_limit_ms": "500",
-    "allow_download": "on",
-    "default_cache_ttl": "86400",
-    "num_sql_threads": "3",
-}
 STAMP = "build-stamp.json"
 
 
@@ -63,23 +55,3 @@ def inspect(db: Path, out: Path) -> Path:
     data = {db.stem: {"hash": sha256_of(db), "size": db.stat().st_size, "file": str(db),
                       "tables": tables}}
     return atomic_write(out, json.dumps(data, indent=2) + "\n")
-
-
-def datasette_command(paths: Paths, host: str, port: int, extra: tuple[str, ...] = ()) -> list[str]:
-    cmd = [sys.executable, "-m", "datasette", "serve", "-i", str(paths.db),
-           "--inspect-file", str(paths.inspect_file), "--metadata", str(paths.metadata),
-           "--host", host, "--port", str(port)]
-    for key, value in SETTINGS.items():
-        cmd += ["--setting", key, value]
-    plugins = paths.root / "plugins"
-    if plugins.is_dir():
-        cmd += ["--plugins-dir", str(plugins)]
-    templates = paths.root / "templates"
-    if templates.is_dir():
-        cmd += ["--template-dir", str(templates)]
-    static = paths.root / "static"
-    if static.is_dir():
-        cmd += ["--static", f"static:{static}"]
-    # The data package itself (datapackage.json + CSVs with the publishers' markers).
-    cmd += ["--static", f"datapackage:{paths.datapackage}"]
-    return cmd + list(extra)
