@@ -48,8 +48,6 @@ from .schemas import load_schemas
 SQL_TYPES = {"integer": "INTEGER", "number": "FLOAT", "boolean": "INTEGER"}
 #: Table Schema number type -> SQLite's typeof() and the Python type of a converted cell.
 NUMBER_TYPES = {"integer": ("integer", int), "number": ("real", float)}
-INDEX_COLUMNS = ("year", "month", "country_code", "province_code", "origin_code", "asylum_code",
-                 "source_id", "period_end")
 #: For a file written once and renamed into place: no rollback journal and no fsync (a
 #: failed build leaves only a temporary file, which is deleted); a page cache that holds
 #: the whole file, so pages are written once, at the end; 16 KiB pages, fewer b-tree pages
@@ -145,10 +143,11 @@ def plan_table(root: Path, res: dict, schemas, resources: dict[str, dict]) -> Ta
                   f"values ({', '.join(values)})")
     numbers = {f["name"]: f["type"] for f in fields if f["type"] in NUMBER_TYPES}
 
-    # Facet columns first, then the usual filter columns, as sqlite-utils' create_index
+    # Facet columns first, then the schema's `index` columns, as sqlite-utils' create_index
     # writes them; IF NOT EXISTS skips a column named twice.
-    doc = schemas[name].doc if name in schemas else {}
-    indexed = [c for c in list(doc.get("facets") or []) + list(INDEX_COLUMNS) if c in names]
+    schema = schemas.get(name)
+    indexed = [c for c in list(schema.doc.get("facets") or []) + schema.index_columns
+               if c in names] if schema else []
     index_sql = [f"CREATE INDEX IF NOT EXISTS [idx_{name.replace(' ', '_')}_{c}]\n"
                  f"    ON [{name}] ([{c}])" for c in dict.fromkeys(indexed)]
     return TablePlan(name, root / res["path"], names, create_sql, insert_sql, numbers, index_sql)

@@ -24,11 +24,11 @@ from pathlib import Path
 from .errors import CadError, ConfigError
 from .package_io import has_package, read_descriptor, read_rows
 from .progress import SILENT, Progress
+from .schemas import load_schemas
 
 #: Columns that describe where a value came from rather than the value itself.
 BOOKKEEPING = {"source_id", "source_locator", "vintage", "notes", "suppressed_measures"}
 #: Tables that record how the package was made; only counted, never listed row by row.
-META_TABLES = {"revisions", "coverage", "country_aliases", "countries", "provinces"}
 PERIOD_COLUMNS = ("month", "year", "period_end")
 
 
@@ -80,6 +80,8 @@ class PackageDiff:
     tables: list[TableDiff] = field(default_factory=list)
     checksum_changes: list[dict] = field(default_factory=list)
     validation: object | None = None  # validate.Report of the new side
+    #: Supporting tables the report summarises (schema key ``change_report: summary``).
+    summary_tables: set[str] = field(default_factory=set)
 
     @property
     def changed(self) -> bool:
@@ -190,19 +192,26 @@ def compare_sides(repo: Path, working: Path, old_spec: str, new_spec: str | None
                                "pass a folder or git revision that has a data package (--old/--new)")
         progress.say(f"diff: comparing {old_label} -> {new_label}")
         return work, compare_packages(old_dir, new_dir, old_label, new_label,
-                                      with_frictionless=with_frictionless)
+                                      with_frictionless=with_frictionless, schema_dir=working / "schemas")
     except BaseException:
         cleanup(work)
         raise
 
 
 def compare_packages(old_dir: Path, new_dir: Path, old_label: str = "old", new_label: str = "new",
-                     validate: bool = True, with_frictionless: bool = False) -> PackageDiff:
+                     validate: bool = True, with_frictionless: bool = False,
+                     schema_dir: Path | None = None) -> PackageDiff:
+    """Compare two package folders. ``schema_dir`` (default: the new side's schemas/) says
+    which tables the report only summarises."""
     hint = "run `canada-asylum-data package`, or pass a folder or git revision that has one"
     old_desc, new_desc = read_descriptor(old_dir, hint), read_descriptor(new_dir, hint)
     old_res = {r["name"]: r for r in old_desc.get("resources", [])}
     new_res = {r["name"]: r for r in new_desc.get("resources", [])}
     result = PackageDiff(old_label, new_label, old_desc.get("version"), new_desc.get("version"))
+    schema_dir = schema_dir or new_dir / "schemas"
+    if schema_dir.is_dir():
+        result.summary_tables = {name for name, s in load_schemas(schema_dir).items()
+                                 if s.change_report == "summary"}
     for name in sorted(set(old_res) | set(new_res)):
         schema = (new_res.get(name) or old_res[name]).get("schema", {})
         old_rows = _read(old_dir, old_res[name]) if name in old_res else []
@@ -277,7 +286,7 @@ def render_markdown(diff: PackageDiff, max_rows: int = 40) -> str:
     lines.append("")
     if not diff.changed:
         lines += ["**No changes**: every table has the same rows and values.", ""]
-    fact = [t for t in diff.tables if t.name not in META_TABLES]
+    fact = [t for t in diff.tables if t.name not in diff.summary_tables]
     lines += ["## Summary", "",
               "| table | rows before | rows after | added | removed | revised values | new periods |",
               "|---|---:|---:|---:|---:|---:|---|"]
@@ -337,7 +346,7 @@ def render_markdown(diff: PackageDiff, max_rows: int = 40) -> str:
                     lines.append(f"  - ... {len(items) - min(10, max_rows):,} more {label}")
         lines.append("")
 
-    meta = [t for t in diff.tables if t.name in META_TABLES and t.changed]
+    meta = [t for t in diff.tables if t.name in diff.summary_tables and t.changed]
     if meta:
         lines += ["## Bookkeeping tables", ""]
         for t in meta:
@@ -394,7 +403,7 @@ def release_section(diff: PackageDiff, version: str, date: str | None = None) ->
     if not diff.changed:
         return "\n".join(lines + ["- No data changes.", ""])
     for t in diff.tables:
-        if t.name in META_TABLES or not t.changed:
+        if t.name in diff.summary_tables or not t.changed:
             continue
         bits = []
         if t.new_periods:
