@@ -12,9 +12,6 @@ import csv
 import hashlib
 import io
 import json
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -86,33 +83,10 @@ def render_csv(schema: Schema, rows: list[dict]) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
-#: What forked render workers read: (schemas, tables), set only while a pool runs. The
-#: workers inherit it from the parent's memory, so no table is pickled on the way in.
-_TO_RENDER: tuple[dict[str, Schema], dict[str, list[dict]]] | None = None
-
-
-def _render_inherited(name: str) -> bytes:
-    assert _TO_RENDER is not None
-    schemas, tables = _TO_RENDER
-    return render_csv(schemas[name], tables[name])
-
-
-def render_all(schemas: dict[str, Schema], tables: dict[str, list[dict]],
-               workers: int | None = None) -> dict[str, bytes]:
-    """Render every table, largest first over a pool of forked processes where the
-    platform forks (the result does not depend on it)."""
-    global _TO_RENDER
-    workers = min(workers or os.cpu_count() or 1, len(tables))
-    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        return {name: render_csv(schemas[name], rows) for name, rows in tables.items()}
-    names = sorted(tables, key=lambda n: -len(tables[n]))
-    _TO_RENDER = (schemas, tables)
-    try:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            rendered = dict(zip(names, pool.map(_render_inherited, names)))
-    finally:
-        _TO_RENDER = None
-    return {name: rendered[name] for name in tables}
+def render_all(schemas: dict[str, Schema], tables: dict[str, list[dict]]) -> dict[str, bytes]:
+    """Every table as CSV bytes, in one process (rendering in forked processes saved no time
+    a user would feel: benchmarks/stages.py render)."""
+    return {name: render_csv(schemas[name], rows) for name, rows in tables.items()}
 
 
 def _sources_for(rows: list[dict], sources: dict[str, Source]) -> list[dict]:
@@ -177,7 +151,7 @@ def load_package_meta(datapackage_dir: Path) -> dict:
 
 
 def stage_package(tables: dict[str, list[dict]], datapackage_dir: Path, sources: list[Source],
-                  staging: Path, workers: int | None = None) -> list[str]:
+                  staging: Path) -> list[str]:
     """Write all tables and the descriptor into ``staging``, laid out like datapackage/
     (``data/*.csv`` + ``datapackage.json``); returns the files written, relative to
     ``staging``, the descriptor last (the order :func:`install_package` moves them in)."""
@@ -186,7 +160,7 @@ def stage_package(tables: dict[str, list[dict]], datapackage_dir: Path, sources:
     if missing:
         raise ConfigError(f"no schema for table(s) {', '.join(missing)}",
                           str(datapackage_dir / "schemas"), "write datapackage/schemas/<table>.yaml")
-    files = render_all(schemas, tables, workers)
+    files = render_all(schemas, tables)
     desc = descriptor(load_package_meta(datapackage_dir), schemas, tables, files,
                       {s.id: s for s in sources})
     (staging / DATA_DIR).mkdir(parents=True, exist_ok=True)
@@ -204,10 +178,9 @@ def install_package(staging: Path, names: list[str], datapackage_dir: Path) -> d
     return install(staging, datapackage_dir, names, stale=f"{DATA_DIR}/*.csv")
 
 
-def write_package(tables: dict[str, list[dict]], datapackage_dir: Path, sources: list[Source],
-                  workers: int | None = None) -> dict[str, Path]:
+def write_package(tables: dict[str, list[dict]], datapackage_dir: Path, sources: list[Source]) -> dict[str, Path]:
     """Stage and install the package in one go (no validation between: the pipeline's
     package stage validates the staged package before it installs it)."""
     with staged_folder(datapackage_dir, ".staging-") as staging:
-        names = stage_package(tables, datapackage_dir, sources, staging, workers)
+        names = stage_package(tables, datapackage_dir, sources, staging)
         return install_package(staging, names, datapackage_dir)

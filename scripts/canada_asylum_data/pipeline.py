@@ -80,7 +80,7 @@ def package(paths: Paths, progress: Progress = SILENT, workers: int | None = Non
     result = normalize(sources, raw, paths.datapackage, progress=progress, workers=workers,
                        cache=cache)
     with staged_folder(paths.datapackage, ".staging-") as staging:
-        names = stage_package(result.tables, paths.datapackage, sources, staging, workers)
+        names = stage_package(result.tables, paths.datapackage, sources, staging)
         if validate:
             validate_stage(paths, progress, folder=staging, incremental=use_cache)
         install_package(staging, names, paths.datapackage)
