@@ -19,12 +19,12 @@ import yaml
 from .yamlio import load_yaml
 from .errors import ConfigError, ValidationError
 from .files import install, staged_folder
+from .package_io import DESCRIPTOR
 from .schemas import Schema, load_schemas
 from .sources import Source
 
 PROFILE = "https://datapackage.org/profiles/2.0/datapackage.json"
 DATA_DIR = "data"
-DESCRIPTOR = "datapackage.json"
 
 
 def _sort_part(value) -> tuple:
