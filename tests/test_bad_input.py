@@ -3,13 +3,12 @@ exits non-zero, and leaves datapackage/, metadata.yml and the database byte-iden
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from pathlib import Path
 
 import pytest
 
-from .test_pipeline import digest_tree, run
+from .conftest import digest_tree, run, set_checksum
 
 
 @pytest.fixture()
@@ -17,21 +16,6 @@ def project(fresh, tmp_path):
     root = tmp_path / "project"
     shutil.copytree(fresh, root)
     return root
-
-
-def _set_checksum(root: Path, source_id: str, data: bytes) -> None:
-    """Accept new bytes for one source, as a reviewer would in sources.yml."""
-    from canada_asylum_data.sources import load_all_sources
-
-    src = {s.id: s for s in load_all_sources(root / "datapackage")}[source_id]
-    for path in [root / "datapackage" / "sources.yml", *(root / "datapackage" / "sources.d").glob("*.yml")]:
-        text = path.read_text()
-        if src.sha256 in text:
-            text = text.replace(src.sha256, hashlib.sha256(data).hexdigest())
-            text = text.replace(f"bytes: {src.bytes}\n", f"bytes: {len(data)}\n", 1)
-            path.write_text(text)
-            return
-    raise AssertionError(f"no record for {source_id}")
 
 
 def _mirror_with(mirror: Path, tmp: Path, source, data: bytes | None) -> Path:
@@ -60,7 +44,7 @@ def _refresh_fails(root: Path, fake_mirror: Path, *expected: str) -> str:
 def mutate(project, mirror, sources, source_id: str, change) -> str:
     src = sources[source_id]
     data = change((mirror / src.mirror_path).read_bytes())
-    _set_checksum(project, source_id, data)
+    set_checksum(project, source_id, data)
     (project / "build" / "raw" / src.raw_name).unlink()
     return _mirror_with(mirror, project.parent, src, data)
 
@@ -99,7 +83,7 @@ def test_checksum_mismatch(project, mirror, sources):
     (project / "build" / "raw" / src.raw_name).unlink()
     fake = _mirror_with(mirror, project.parent, src, (mirror / src.mirror_path).read_bytes() + b"\n")
     out = _refresh_fails(project, fake, f"checksum mismatch for source {RAD}", src.sha256)
-    assert "sources.yml" in out
+    assert "datapackage/sources.d/" in out
 
 
 def test_missing_mirror_file(project, mirror, sources):

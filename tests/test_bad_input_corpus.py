@@ -36,9 +36,7 @@ from canada_asylum_data.cells import Count
 from canada_asylum_data.normalize import parse_source
 from canada_asylum_data.sources import load_all_sources
 
-from .test_bad_input import _set_checksum
-from .conftest import DATAPACKAGE
-from .test_pipeline import copy_project, digest_tree, run
+from .conftest import DATAPACKAGE, copy_project, digest_tree, run, set_checksum
 
 RPD = "irb-rpd-2013-2023-transcription"
 RAD = "irb-rad-2019"
@@ -92,7 +90,7 @@ def sources_of(root: Path) -> dict:
 
 def put_raw(root: Path, source_id: str, data: bytes) -> None:
     src = sources_of(root)[source_id]
-    _set_checksum(root, source_id, data)
+    set_checksum(root, source_id, data)
     (root / "build" / "raw" / src.raw_name).write_bytes(data)
 
 

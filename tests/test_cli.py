@@ -52,3 +52,18 @@ def test_no_package_is_a_clean_error(tmp_path):
     assert result.exit_code == 1
     assert re.match(r"Error: no data package found, .*datapackage.json, run `canada-asylum-data package` first",
                     result.output)
+
+
+def test_fetch_only_an_unknown_source_is_an_error(tmp_path):
+    result = CliRunner().invoke(cli, ["--root", str(ROOT), "fetch", "--only", "no-such-source",
+                                      "--mirror", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: unknown source id(s) no-such-source, fetch --only, ")
+    assert "sources.d" in result.output
+
+
+def test_validate_without_frictionless_does_not_call_it_valid():
+    result = CliRunner().invoke(cli, ["--root", str(ROOT), "validate", "--no-frictionless"])
+    assert result.exit_code == 0, result.output
+    assert "frictionless: not run;" in result.output
+    assert "frictionless: valid" not in result.output

@@ -19,7 +19,8 @@ import pandas as pd
 from canada_asylum_data import validate
 from canada_asylum_data.errors import ValidationError
 from canada_asylum_data.validate import (Agg, Check, _counts, _group_sums, _judge, _num,
-                                         read_table, reconcile, validate_package)
+                                         reconcile, validate_package)
+from canada_asylum_data.package_io import read_rows as read_table
 
 SUPPRESSED = "--"
 

@@ -21,9 +21,10 @@ from canada_asylum_data.fetch import copy_from_mirror
 from canada_asylum_data.normalize import normalize
 from canada_asylum_data.package import write_package
 from canada_asylum_data.paths import Paths
-from canada_asylum_data.publish import (content_hash, next_version, publish_command,
-                                        read_live_hash, set_version, site_plugins)
-from canada_asylum_data.serve import SETTINGS, write_stamp
+from canada_asylum_data.publish import next_version, read_live_hash, set_version
+from canada_asylum_data.serve import write_stamp
+from canada_asylum_data.site import (SETTINGS, content_hash, describe, publish_command,
+                                     site_plugins)
 from canada_asylum_data.sources import load_all_sources
 
 from .conftest import DATAPACKAGE, ROOT
@@ -200,10 +201,11 @@ def test_publish_dry_run_prints_the_exact_cloudrun_command(small_project):
     assert result.exit_code == 0, result.output
     assert sorted(p for p in paths.root.rglob("*")) == before  # writes nothing
     plugins = site_plugins(paths.root)
-    digest = content_hash(paths.db, paths.metadata, plugins, SETTINGS, paths.root)
+    digest = content_hash(describe(paths))
     version = json.loads(paths.descriptor.read_text())["version"]
     extra = " ".join(f"--setting {k} {v}" for k, v in SETTINGS.items())
-    expected = (["datasette", "publish", "cloudrun", "build/canada_asylum.db", "--metadata", "metadata.yml"]
+    expected = (["datasette", "publish", "cloudrun", "build/canada_asylum.db", "--metadata", "metadata.yml",
+                 "--static", "datapackage:datapackage"]
                 + [x for p in plugins for x in ("--install", p)]
                 + ["--version-note", f"canada-asylum-data {version} sha256:{digest}",
                    "--extra-options", extra, "--service", "canada-asylum-data", "--memory", "1Gi",
@@ -229,14 +231,14 @@ def test_publish_dry_run_fly_and_plugins_from_pyproject(small_project, tmp_path)
         cmd[cmd.index("default_cache_ttl") - 1: cmd.index("default_cache_ttl") + 2]
     (tmp_path / "pyproject.toml").write_text(
         '[project]\nname="x"\ndependencies=["datasette>=0.65", "datasette-render-markdown>=2.2", "click"]\n')
-    assert site_plugins(tmp_path) == ["datasette-render-markdown>=2.2"]
-    assert publish_command(Paths(tmp_path), "cloudrun", "s", "2026.01.01", "0" * 64,
-                           ["datasette-x"])[6:8] == ["--install", "datasette-x"]
+    assert site_plugins(tmp_path) == ("datasette-render-markdown>=2.2",)
+    cmd = publish_command(describe(Paths(tmp_path)), "cloudrun", "s", "note")
+    assert cmd[cmd.index("--install"):cmd.index("--install") + 2] == ["--install", "datasette-render-markdown>=2.2"]
 
 
 def test_publish_skips_when_live_hash_matches(small_project, tmp_path):
     paths = small_project
-    digest = content_hash(paths.db, paths.metadata, site_plugins(paths.root), SETTINGS, paths.root)
+    digest = content_hash(describe(paths))
     live = tmp_path / "versions.json"
     live.write_text(json.dumps({"datasette": {"version": "0.65.5",
                                               "note": f"canada-asylum-data 2026.11.24 sha256:{digest}"}}))
@@ -259,7 +261,8 @@ def test_export_writes_an_offline_copy(small_project, tmp_path):
     version = json.loads(paths.descriptor.read_text())["version"]
     zname = f"canada-asylum-data-{version}.zip"
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [zname, "canada_asylum.db", "metadata.yml", "README.md", "SHA256SUMS"])
+        [zname, "canada_asylum.db", "metadata.yml", "README.md", "SHA256SUMS", "serve.sh", "datapackage"])
+    assert (out / "datapackage" / "data" / "rcmp_interceptions.csv").is_file()
     with zipfile.ZipFile(out / zname) as zf:
         names = zf.namelist()
         assert names[0] == "datapackage.json"

@@ -19,7 +19,7 @@ import yaml
 
 from canada_asylum_data.cells import clean_text
 
-from .test_pipeline import copy_project, run
+from .conftest import copy_project, run
 
 
 @pytest.fixture(scope="module")

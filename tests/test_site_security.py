@@ -19,10 +19,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from canada_asylum_data.serve import SETTINGS
+from canada_asylum_data.site import SETTINGS
 
 from .conftest import DATAPACKAGE, ROOT
-from .test_pipeline import copy_project, run
+from .conftest import copy_project, run
 
 DB = "canada_asylum"
 

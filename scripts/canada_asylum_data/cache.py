@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import pickle
 import sys
-import tempfile
 from dataclasses import asdict
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from .files import sha256_of
+from .files import atomic_write, sha256_of
 
 #: Libraries whose behaviour shapes what a parser returns.
 LIBRARIES = ("python-calamine", "openpyxl", "lxml", "pyreadr", "pandas", "pycountry", "pyyaml")
@@ -70,14 +68,7 @@ class ParseCache:
 
     def put(self, key: str, value) -> None:
         self.used.add(key)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".entry-", dir=self.folder)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, self.folder / f"{key}.pickle")
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        atomic_write(self.folder / f"{key}.pickle", pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
 
     def prune(self) -> None:
         """Delete the entries this run did not use."""

@@ -1,5 +1,5 @@
-"""Release commands (diff, changelog, bump-version, publish, export) register on the main
-`cli` group here."""
+"""Release commands: diff, changelog, bump-version, publish, export. cli.py adds them to
+the main group (RELEASE_COMMANDS); this module imports nothing from it."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from .cli import cli, do_build, handle_errors, silent_option
+from . import pipeline
+from .cli_support import ClickProgress as Progress, handle_errors, silent_option, write_output
 from .errors import CadError
-from .progress import Progress
 
 old_option = click.option(
     "--old", "old_spec", default="HEAD", show_default=True, metavar="REV|DIR",
@@ -20,41 +20,7 @@ new_option = click.option(
     help="The changed package: a git revision or a folder (default: the working datapackage/).")
 
 
-def _compare(paths, old_spec, new_spec, frictionless, progress):
-    from .diff import compare_packages, resolve_side, tempdir
-
-    from .diff import cleanup
-
-    work = tempdir()
-    try:
-        old_dir, old_label = resolve_side(old_spec, paths.root, work, "old")
-        if new_spec is None:
-            new_dir, new_label = paths.datapackage, "working tree"
-        else:
-            new_dir, new_label = resolve_side(new_spec, paths.root, work, "new")
-        for folder, label in ((old_dir, old_label), (new_dir, new_label)):
-            if not (folder / "datapackage.json").is_file():
-                raise CadError(f"no datapackage.json in {label}", old_spec if folder == old_dir else
-                               (new_spec or str(folder)),
-                               "pass a folder or git revision that has a data package (--old/--new)")
-        progress.say(f"diff: comparing {old_label} -> {new_label}")
-        return work, compare_packages(old_dir, new_dir, old_label, new_label, with_frictionless=frictionless)
-    except BaseException:
-        cleanup(work)
-        raise
-
-
-def _write(text: str, output: Path | None) -> None:
-    if output is None:
-        click.echo(text, nl=False)
-        return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".part")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(output)
-
-
-@cli.command()
+@click.command()
 @old_option
 @new_option
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
@@ -82,14 +48,14 @@ def diff(obj, old_spec, new_spec, output, csv_path, max_rows, frictionless, exit
       canada-asylum-data diff --old v2026.11.24 --new HEAD
       canada-asylum-data diff --old /tmp/old-package --new datapackage
     """
-    from .diff import changes_csv, cleanup, render_markdown
+    from .diff import changes_csv, cleanup, compare_sides, render_markdown
 
     progress = Progress(silent)
-    work, result = _compare(obj.paths, old_spec, new_spec, frictionless, progress)
+    work, result = compare_sides(obj.paths.root, obj.paths.datapackage, old_spec, new_spec, frictionless, progress)
     try:
-        _write(render_markdown(result, max_rows=max_rows), output)
+        write_output(render_markdown(result, max_rows=max_rows), output)
         if csv_path:
-            _write(changes_csv(result), csv_path)
+            write_output(changes_csv(result), csv_path)
     finally:
         cleanup(work)
     progress.say("diff: " + ("changes found" if result.changed else "no changes"))
@@ -97,7 +63,7 @@ def diff(obj, old_spec, new_spec, output, csv_path, max_rows, frictionless, exit
         raise click.exceptions.Exit(1)
 
 
-@cli.command()
+@click.command()
 @old_option
 @new_option
 @click.option("--file", "changelog_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -114,11 +80,11 @@ def changelog(obj, old_spec, new_spec, changelog_path, dry_run, silent):
     Example:
       canada-asylum-data changelog --old v2026.11.24
     """
-    from .diff import cleanup, insert_section, release_section
+    from .diff import cleanup, compare_sides, insert_section, release_section
     from .publish import data_version
 
     progress = Progress(silent)
-    work, result = _compare(obj.paths, old_spec, new_spec, False, progress)
+    work, result = compare_sides(obj.paths.root, obj.paths.datapackage, old_spec, new_spec, False, progress)
     cleanup(work)
     version = result.new_version or data_version(obj.paths)
     section = release_section(result, version)
@@ -127,11 +93,11 @@ def changelog(obj, old_spec, new_spec, changelog_path, dry_run, silent):
         return
     path = changelog_path or obj.paths.root / "CHANGELOG.md"
     current = path.read_text(encoding="utf-8") if path.exists() else ""
-    _write(insert_section(current, section, version), path)
+    write_output(insert_section(current, section, version), path)
     progress.say(f"changelog: wrote section {version} to {path}")
 
 
-@cli.command("bump-version")
+@click.command("bump-version")
 @click.option("--to", "to_version", metavar="VERSION",
               help="Set this version instead of today's (calendar versioning, YYYY.MM.DD).")
 @click.option("--dry-run", is_flag=True, help="Print the new version without writing it.")
@@ -160,7 +126,7 @@ def bump_version(obj, to_version, dry_run, silent):
     click.echo(version)
 
 
-@cli.command()
+@click.command()
 @click.option("--platform", type=click.Choice(["cloudrun", "fly"]), default="cloudrun", show_default=True,
               help="Where to deploy: Google Cloud Run or Fly.io (datasette-publish-fly).")
 @click.option("--service", default="canada-asylum-data", show_default=True,
@@ -183,32 +149,15 @@ def publish(obj, platform, service, live_hash, force, dry_run, silent):
       curl -s https://SITE/-/versions.json > live.json
       canada-asylum-data publish --platform cloudrun --live-hash live.json
     """
-    import shutil
-    import tempfile
-
-    from .database import build_database
-    from .publish import (content_hash, data_version, publish_command, read_live_hash, run,
-                          shell_quote, site_plugins)
-    from .serve import SETTINGS, database_is_current
+    from .publish import data_version, read_live_hash, run, version_note
+    from .site import describe, publish_command, shell_quote
 
     progress = Progress(silent)
     paths = obj.paths
-    plugins = site_plugins(paths.root)
     version = data_version(paths)
-    if database_is_current(paths):
-        digest = content_hash(paths.db, paths.metadata, plugins, SETTINGS, paths.root)
-    elif dry_run:  # write nothing into the project: hash a throw-away build
-        tmp = Path(tempfile.mkdtemp(prefix="cad-publish-"))
-        try:
-            progress.say("publish: database not built; building a temporary copy to hash it")
-            build_database(paths.datapackage, tmp / paths.db.name, paths.views, progress=progress)
-            digest = content_hash(tmp / paths.db.name, paths.metadata, plugins, SETTINGS, paths.root)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    else:
-        do_build(paths, progress)
-        digest = content_hash(paths.db, paths.metadata, plugins, SETTINGS, paths.root)
-    cmd = publish_command(paths, platform, service, version, digest, plugins)
+    # A dry run writes nothing into the project (a missing database is built and thrown away).
+    digest = pipeline.site_content_hash(paths, progress, write=not dry_run)
+    cmd = publish_command(describe(paths), platform, service, version_note(version, digest))
     if dry_run:
         click.echo(shell_quote(cmd))
         return
@@ -220,7 +169,7 @@ def publish(obj, platform, service, live_hash, force, dry_run, silent):
     run(cmd, paths.root)
 
 
-@cli.command()
+@click.command()
 @click.option("--output", "-o", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Folder to write (default: build/export).")
 @silent_option
@@ -235,12 +184,13 @@ def export(obj, out_dir, silent):
       canada-asylum-data export --output build/export
     """
     from .export import export as do_export
-    from .serve import database_is_current
 
     progress = Progress(silent)
     paths = obj.paths
-    if not database_is_current(paths):
-        do_build(paths, progress)
+    pipeline.ensure_database(paths, progress)
     written = do_export(paths, out_dir or paths.build / "export")
     for name in sorted(written):
         progress.say(f"export: {written[name]}")
+
+
+RELEASE_COMMANDS = (diff, changelog, bump_version, publish, export)

@@ -13,22 +13,19 @@ from pathlib import Path
 
 from .sources import Source
 
-QUARTERLY_SNAPSHOTS = {"irb_irregular_crosser_claims"}
-
-
-def _period_of(row: dict, table: str) -> str:
+def _period_of(row: dict, table: str, granularities: dict[str, str]) -> str:
     if "month" in row and row["month"]:
         return str(row["month"])
-    if table in QUARTERLY_SNAPSHOTS:
+    if granularities.get(table) == "quarter":
         return str(row["period_end"])[:7]
     if "year" in row and row["year"] not in (None, ""):
         return str(row["year"])
     return str(row.get("period_end", ""))[:7]
 
 
-def _granularity(table: str, periods: set[str]) -> str:
-    if table in QUARTERLY_SNAPSHOTS:
-        return "quarter"
+def _granularity(table: str, periods: set[str], granularities: dict[str, str]) -> str:
+    if table in granularities:
+        return granularities[table]
     sample = next(iter(periods), "")
     return "month" if len(sample) == 7 else "year"
 
@@ -60,7 +57,9 @@ def _bounds(period: str, granularity: str) -> tuple[str, str]:
 
 
 def coverage_rows(sources: list[Source], raw_files: dict[str, Path], tables: dict[str, list[dict]],
-                  newest: set[str]) -> list[dict]:
+                  newest: set[str], granularities: dict[str, str] | None = None) -> list[dict]:
+    """``granularities``: table -> the schema's ``granularity`` where it sets one."""
+    granularities = granularities or {}
     out: list[dict] = []
     by_source: dict[str, dict[str, set[str]]] = {}
     series_periods: dict[str, set[str]] = {}
@@ -69,7 +68,7 @@ def coverage_rows(sources: list[Source], raw_files: dict[str, Path], tables: dic
             sid = row.get("source_id")
             if not sid or table in ("published_totals",):
                 continue
-            period = _period_of(row, table)
+            period = _period_of(row, table, granularities)
             by_source.setdefault(sid, {}).setdefault(table, set()).add(period)
             series_periods.setdefault(table, set()).add(period)
 
@@ -79,7 +78,7 @@ def coverage_rows(sources: list[Source], raw_files: dict[str, Path], tables: dic
         found = by_source.get(s.id, {})
         if found:
             for table, periods in sorted(found.items()):
-                gran = _granularity(table, periods)
+                gran = _granularity(table, periods, granularities)
                 first, last = min(periods), max(periods)
                 out.append(_row(table, s.id, gran, _bounds(first, gran)[0], _bounds(last, gran)[1],
                                 "present", len(periods), ""))
@@ -98,7 +97,7 @@ def coverage_rows(sources: list[Source], raw_files: dict[str, Path], tables: dic
                                 "missing", 0, note))
 
     for table, periods in sorted(series_periods.items()):
-        gran = _granularity(table, periods)
+        gran = _granularity(table, periods, granularities)
         expected = _expected(min(periods), max(periods), gran)
         for period in expected:
             if period not in periods:

@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import CadError, ConfigError
-from .validate import read_table
+from .package_io import has_package, read_descriptor, read_rows
+from .progress import SILENT, Progress
+from .schemas import load_schemas
 
 #: Columns that describe where a value came from rather than the value itself.
 BOOKKEEPING = {"source_id", "source_locator", "vintage", "notes", "suppressed_measures"}
 #: Tables that record how the package was made; only counted, never listed row by row.
-META_TABLES = {"revisions", "coverage", "country_aliases", "countries", "provinces"}
 PERIOD_COLUMNS = ("month", "year", "period_end")
 
 
@@ -79,6 +80,8 @@ class PackageDiff:
     tables: list[TableDiff] = field(default_factory=list)
     checksum_changes: list[dict] = field(default_factory=list)
     validation: object | None = None  # validate.Report of the new side
+    #: Supporting tables the report summarises (schema key ``change_report: summary``).
+    summary_tables: set[str] = field(default_factory=set)
 
     @property
     def changed(self) -> bool:
@@ -86,17 +89,6 @@ class PackageDiff:
 
 
 # --- reading both sides ---------------------------------------------------------------
-
-def load_descriptor(folder: Path) -> dict:
-    path = folder / "datapackage.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError("no datapackage.json to compare", str(path),
-                          "run `canada-asylum-data package`, or pass a folder or git revision that has one") from exc
-    except ValueError as exc:
-        raise ConfigError(f"datapackage.json is not valid JSON ({exc})", str(path)) from exc
-
 
 def extract_revision(repo: Path, rev: str, dest: Path, subdir: str = "datapackage") -> Path:
     """Write ``subdir`` as it was at git revision ``rev`` into ``dest``; returns the folder."""
@@ -121,7 +113,7 @@ def resolve_side(spec: str, repo: Path, workdir: Path, name: str) -> tuple[Path,
     """A folder path, or a git revision (extracted into ``workdir/name``)."""
     as_path = Path(spec)
     if as_path.is_dir():
-        folder = as_path / "datapackage" if (as_path / "datapackage" / "datapackage.json").is_file() else as_path
+        folder = as_path / "datapackage" if has_package(as_path / "datapackage") else as_path
         return folder, str(spec)
     target = workdir / name
     target.mkdir(parents=True, exist_ok=True)
@@ -179,15 +171,47 @@ def _read(folder: Path, resource: dict) -> list[dict]:
     if not path.is_file():
         raise ConfigError(f"table {resource['name']} is listed but its file is missing", str(path),
                           "run `canada-asylum-data package` again")
-    return read_table(path)
+    return read_rows(path)
+
+
+def compare_sides(repo: Path, working: Path, old_spec: str, new_spec: str | None,
+                  with_frictionless: bool = False, progress: Progress = SILENT) -> tuple[Path, PackageDiff]:
+    """Compare two packages named as git revisions or folders (``new_spec`` None: the
+    working package ``working``). Returns the work folder holding extracted revisions
+    (remove it with :func:`cleanup`) and the comparison."""
+    work = tempdir()
+    try:
+        old_dir, old_label = resolve_side(old_spec, repo, work, "old")
+        if new_spec is None:
+            new_dir, new_label = working, "working tree"
+        else:
+            new_dir, new_label = resolve_side(new_spec, repo, work, "new")
+        for folder, label, spec in ((old_dir, old_label, old_spec), (new_dir, new_label, new_spec)):
+            if not has_package(folder):
+                raise CadError(f"no datapackage.json in {label}", spec or str(folder),
+                               "pass a folder or git revision that has a data package (--old/--new)")
+        progress.say(f"diff: comparing {old_label} -> {new_label}")
+        return work, compare_packages(old_dir, new_dir, old_label, new_label,
+                                      with_frictionless=with_frictionless, schema_dir=working / "schemas")
+    except BaseException:
+        cleanup(work)
+        raise
 
 
 def compare_packages(old_dir: Path, new_dir: Path, old_label: str = "old", new_label: str = "new",
-                     validate: bool = True, with_frictionless: bool = False) -> PackageDiff:
-    old_desc, new_desc = load_descriptor(old_dir), load_descriptor(new_dir)
+                     validate: bool = True, with_frictionless: bool = False,
+                     schema_dir: Path | None = None) -> PackageDiff:
+    """Compare two package folders. ``schema_dir`` (default: the new side's schemas/) says
+    which tables the report only summarises."""
+    hint = "run `canada-asylum-data package`, or pass a folder or git revision that has one"
+    old_desc, new_desc = read_descriptor(old_dir, hint), read_descriptor(new_dir, hint)
     old_res = {r["name"]: r for r in old_desc.get("resources", [])}
     new_res = {r["name"]: r for r in new_desc.get("resources", [])}
     result = PackageDiff(old_label, new_label, old_desc.get("version"), new_desc.get("version"))
+    schema_dir = schema_dir or new_dir / "schemas"
+    if schema_dir.is_dir():
+        result.summary_tables = {name for name, s in load_schemas(schema_dir).items()
+                                 if s.change_report == "summary"}
     for name in sorted(set(old_res) | set(new_res)):
         schema = (new_res.get(name) or old_res[name]).get("schema", {})
         old_rows = _read(old_dir, old_res[name]) if name in old_res else []
@@ -262,7 +286,7 @@ def render_markdown(diff: PackageDiff, max_rows: int = 40) -> str:
     lines.append("")
     if not diff.changed:
         lines += ["**No changes**: every table has the same rows and values.", ""]
-    fact = [t for t in diff.tables if t.name not in META_TABLES]
+    fact = [t for t in diff.tables if t.name not in diff.summary_tables]
     lines += ["## Summary", "",
               "| table | rows before | rows after | added | removed | revised values | new periods |",
               "|---|---:|---:|---:|---:|---:|---|"]
@@ -322,7 +346,7 @@ def render_markdown(diff: PackageDiff, max_rows: int = 40) -> str:
                     lines.append(f"  - ... {len(items) - min(10, max_rows):,} more {label}")
         lines.append("")
 
-    meta = [t for t in diff.tables if t.name in META_TABLES and t.changed]
+    meta = [t for t in diff.tables if t.name in diff.summary_tables and t.changed]
     if meta:
         lines += ["## Bookkeeping tables", ""]
         for t in meta:
@@ -345,7 +369,8 @@ def render_markdown(diff: PackageDiff, max_rows: int = 40) -> str:
     if report is None:
         lines.append("Not run (no schemas next to the new package).")
     else:
-        lines.append(("Valid. " if report.valid else "**NOT valid.** ") + report.summary())
+        lines.append(("Valid" + (" (reconciliation only)" if not report.frictionless_ran else "") + ". "
+                      if report.valid else "**NOT valid.** ") + report.summary())
         for c in report.failed[:max_rows]:
             lines.append(f"- failed: `{c.table}` {_cell(c.key)}: {_cell(c.detail)}")
         if report.known:
@@ -378,7 +403,7 @@ def release_section(diff: PackageDiff, version: str, date: str | None = None) ->
     if not diff.changed:
         return "\n".join(lines + ["- No data changes.", ""])
     for t in diff.tables:
-        if t.name in META_TABLES or not t.changed:
+        if t.name in diff.summary_tables or not t.changed:
             continue
         bits = []
         if t.new_periods:

@@ -37,13 +37,13 @@ class ConfigError(CadError):
 class SourceError(CadError):
     """A raw file is missing, unreachable or fails its checksum."""
 
-    default_hint = "check the source record in datapackage/sources.yml and the mirror folder"
+    default_hint = "check the source record in datapackage/sources.d/ and the mirror folder"
 
 
 class ChecksumError(SourceError):
     default_hint = (
         "if the publisher really changed the file, review it and update sha256/bytes "
-        "in datapackage/sources.yml"
+        "in its record in datapackage/sources.d/"
     )
 
 
@@ -51,6 +51,12 @@ class ParseError(CadError):
     """A raw file does not have the layout its parser expects."""
 
     default_hint = "the publisher may have changed the layout; update the parser for this source"
+
+
+class PackageError(CadError):
+    """A data package folder is missing or cannot be read."""
+
+    default_hint = "run `canada-asylum-data package` first"
 
 
 class ValidationError(CadError):

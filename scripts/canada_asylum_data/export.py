@@ -1,27 +1,30 @@
-"""A static offline copy: a folder a reader can use without any server.
+"""An offline copy: a folder a reader can use without any server, or serve as the same site.
 
 ``<out>/`` holds ``canada-asylum-data-<version>.zip`` (datapackage.json + data/*.csv, a
 deterministic zip: sorted entries, fixed timestamps and permissions), the SQLite file,
-``metadata.yml``, ``README.md`` (what it is, how to open it, how to cite it, generated from
-the package metadata) and ``SHA256SUMS``. Written into a staging folder first and moved
-into place at the end, so a failure leaves a previous export untouched.
+``metadata.yml``, the site's ``plugins/``, ``templates/``, ``static/`` and ``datapackage/``
+folders as site.py describes them, ``serve.sh`` (the same Datasette command as `serve`),
+``README.md`` (what it is, how to open it, what differs from the online site, how to cite
+it, generated from the package metadata) and ``SHA256SUMS``. Written into a staging folder
+first and moved into place at the end, so a failure leaves a previous export untouched.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 
 from .errors import CadError
-from .paths import DB_NAME, Paths
-from .files import sha256_of
+from .paths import Paths
+from .files import install, sha256_of, staged_folder
+from .package_io import read_descriptor
 from .publish import data_version
+from .site import Site, describe, relocate, serve_command, shell_quote, site_files
 
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+SERVE_SCRIPT = "serve.sh"
 
 
 def zip_name(version: str) -> str:
@@ -29,7 +32,7 @@ def zip_name(version: str) -> str:
 
 
 def write_zip(datapackage_dir: Path, out: Path) -> Path:
-    desc = json.loads((datapackage_dir / "datapackage.json").read_text(encoding="utf-8"))
+    desc = read_descriptor(datapackage_dir)
     members = ["datapackage.json"] + sorted(r["path"] for r in desc.get("resources", []))
     with zipfile.ZipFile(out, "w") as zf:
         for name in members:
@@ -45,9 +48,11 @@ def write_zip(datapackage_dir: Path, out: Path) -> Path:
     return out
 
 
-def readme_text(desc: dict, zip_file: str, db_file: str) -> str:
+def readme_text(desc: dict, zip_file: str, db_file: str, site: Site) -> str:
     version = desc.get("version", "")
     title = desc.get("title", "canada-asylum-data")
+    install = shell_quote(["pip", "install", site.datasette, *site.plugins])
+    folders = [f"`{name.split(':', 1)[-1]}/`" for name in site.folders()]
     lines = [f"# {title}", "", f"Data version **{version}** of canada-asylum-data"
              + (f" ({desc['homepage']})" if desc.get("homepage") else "") + ".", "",
              (desc.get("description") or "").strip(), "",
@@ -56,10 +61,20 @@ def readme_text(desc: dict, zip_file: str, db_file: str) -> str:
              "licence and source described) and `data/<table>.csv`. Open the CSV files in any "
              "spreadsheet program, or load the package with `frictionless` or `pandas`.",
              f"- `{db_file}`: the same tables as one SQLite database (with views). Open it with "
-             "`sqlite3`, DB Browser for SQLite, or `datasette " + db_file + " --metadata metadata.yml` "
-             "for the same site as the online version.",
+             "`sqlite3` or DB Browser for SQLite.",
              "- `metadata.yml`: titles, descriptions and caveats of every table and column.",
-             "- `SHA256SUMS`: checksums of the files above (`sha256sum -c SHA256SUMS`).", "",
+             f"- {', '.join(folders)}: the site's plugins, page templates and static files, and "
+             "the data package as the site serves it at `/datapackage/`.",
+             f"- `{SERVE_SCRIPT}`: serves this folder as the same site as the online version.",
+             "- `SHA256SUMS`: checksums of every file above (`sha256sum -c SHA256SUMS`).", "",
+             "## Opening it as the same site", "",
+             "Install Datasette and the site's plugins, then run the script:", "",
+             f"    {install}", f"    ./{SERVE_SCRIPT}", "",
+             "and open http://127.0.0.1:8001/. It runs the command `canada-asylum-data serve` runs "
+             "(same metadata, settings, plugins, templates and static mounts). What differs from the "
+             "online site: Datasette counts the rows at start-up (the online site reads them from an "
+             "inspect file), and the hosting settings of the deployment (instances, memory) do not "
+             "apply.", "",
              "## Tables", "", "| table | what |", "|---|---|"]
     for res in desc.get("resources", []):
         lines.append(f"| `{res['name']}` | {res.get('title', '')} |")
@@ -78,34 +93,41 @@ def readme_text(desc: dict, zip_file: str, db_file: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def serve_script(site: Site) -> str:
+    """A shell script that serves the exported folder as the same site."""
+    cmd = serve_command(site, "127.0.0.1", 8001, relative=True, program=("datasette",))
+    return ("#!/bin/sh\n# Serve this folder as the canada-asylum-data site on http://127.0.0.1:8001/\n"
+            "# (needs: " + shell_quote(["pip", "install", site.datasette, *site.plugins]) + ").\n"
+            "# Extra options are passed on, e.g. ./serve.sh --port 8080\n"
+            'cd "$(dirname "$0")" || exit 1\n'
+            f'exec {shell_quote(cmd)} "$@"\n')
+
+
 def export(paths: Paths, out_dir: Path) -> dict[str, Path]:
-    """Write the offline copy into ``out_dir``; the database must be built already."""
-    if not paths.descriptor.is_file():
-        raise CadError("no data package to export", str(paths.descriptor), "run `canada-asylum-data package` first")
-    if not paths.db.is_file():
-        raise CadError("no database to export", str(paths.db), "run `canada-asylum-data build` first")
+    """Write the offline copy into ``out_dir``; the database must be built already. The
+    folder holds the site exactly as site.py describes it (database, metadata, plugins,
+    templates, static files, the data package), laid out by site.relocate, and
+    ``serve.sh`` runs the same Datasette command as `serve`."""
+    site = describe(paths)
+    if not site.database.is_file():
+        raise CadError("no database to export", str(site.database), "run `canada-asylum-data build` first")
     version = data_version(paths)
-    desc = json.loads(paths.descriptor.read_text(encoding="utf-8"))
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir.parent))
-    try:
+    desc = read_descriptor(paths.datapackage)
+    exported = relocate(site, out_dir)
+    with staged_folder(out_dir.parent, ".export-") as staging:
         zname = zip_name(version)
         write_zip(paths.datapackage, staging / zname)
-        shutil.copyfile(paths.db, staging / DB_NAME)
-        if paths.metadata.is_file():
-            shutil.copyfile(paths.metadata, staging / "metadata.yml")
-        (staging / "README.md").write_text(readme_text(desc, zname, DB_NAME), encoding="utf-8")
-        names = sorted(p.name for p in staging.iterdir())
+        shutil.copyfile(site.database, staging / exported.database.name)
+        for name, path in site_files(site):
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, staging / name)
+        (staging / SERVE_SCRIPT).write_text(serve_script(exported), encoding="utf-8")
+        os.chmod(staging / SERVE_SCRIPT, 0o755)
+        (staging / "README.md").write_text(readme_text(desc, zname, exported.database.name, exported),
+                                           encoding="utf-8")
+        names = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
         (staging / "SHA256SUMS").write_text(
             "".join(f"{sha256_of(staging / n)}  {n}\n" for n in names), encoding="utf-8")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        written = {}
-        for p in sorted(staging.iterdir()):
-            os.replace(p, out_dir / p.name)
-            written[p.name] = out_dir / p.name
-        for stale in out_dir.glob("canada-asylum-data-*.zip"):
-            if stale.name != zname:
-                stale.unlink()
-        return written
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        return install(staging, out_dir, names + ["SHA256SUMS"],
+                       stale=("canada-asylum-data-*.zip",
+                              *(f"{name.split(':', 1)[-1]}/**/*" for name in site.folders())))

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 
 from .errors import ChecksumError, SourceError
-from .files import sha256_of
+from .files import atomic_write, sha256_of
 from .progress import SILENT, Progress
 from .sources import Source
 
@@ -181,9 +181,7 @@ def fetch_all(sources: list[Source], raw_dir: Path, mirror: Path | None = None,
 def _write_log(raw_dir: Path, results: list[Fetched]) -> None:
     log = {r.source_id: {"how": r.how, "sha256": r.sha256, "bytes": r.bytes, "note": r.note}
            for r in results}
-    tmp = raw_dir / (LOG_NAME + ".part")
-    tmp.write_text(json.dumps(log, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, raw_dir / LOG_NAME)
+    atomic_write(raw_dir / LOG_NAME, json.dumps(log, indent=2, sort_keys=True) + "\n")
 
 
 def present_raw_files(sources: list[Source], raw_dir: Path) -> dict[str, Path]:

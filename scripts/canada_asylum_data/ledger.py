@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from importlib.metadata import version
 from pathlib import Path
+
+from .files import atomic_write
 
 LEDGER_NAME = "validated.json"
 
@@ -60,11 +60,6 @@ def record(desc: dict, path: Path, keep: int = 500) -> None:
     new = list(resource_digests(desc).values())
     fresh = set(new)
     merged = [d for d in load(path) if d not in fresh] + new
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".validated-", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump({"about": "digests of data package resources that passed Frictionless "
-                            "validation (see canada_asylum_data/ledger.py)",
-                   "passed": merged[-keep:]}, fh, indent=1)
-        fh.write("\n")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps({"about": "digests of data package resources that passed "
+                                            "Frictionless validation (see canada_asylum_data/ledger.py)",
+                                   "passed": merged[-keep:]}, indent=1) + "\n")

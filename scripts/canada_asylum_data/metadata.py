@@ -7,14 +7,15 @@ the committed file differs from what would be generated.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import yaml
 
 from .database import load_sql_entries, load_views
 from .errors import ValidationError
+from .files import atomic_write
 from .package import load_package_meta
+from .package_io import read_descriptor
 from .paths import DB_NAME
 from .schemas import Schema, load_schemas
 from .sources import load_all_sources
@@ -115,11 +116,7 @@ def load_queries(path: Path) -> list[dict]:
 def _source_index(datapackage_dir: Path) -> dict:
     """Sources keyed by every path a resource may cite (url or archive_url)."""
     out = {}
-    try:
-        srcs = load_all_sources(datapackage_dir)
-    except Exception:  # metadata must not fail because a source fragment is mid-edit
-        return out
-    for s in srcs:
+    for s in load_all_sources(datapackage_dir):  # a broken record is a ConfigError, not a lost citation
         for path in (s.url, s.archive_url):
             if path:
                 out.setdefault(path, s)
@@ -198,7 +195,7 @@ DASHBOARDS = {
 
 
 def generate(datapackage_dir: Path, views_path: Path) -> str:
-    desc = json.loads((datapackage_dir / "datapackage.json").read_text(encoding="utf-8"))
+    desc = read_descriptor(datapackage_dir)
     meta = load_package_meta(datapackage_dir)
     schemas = load_schemas(datapackage_dir / "schemas")
     sources = _source_index(datapackage_dir)
@@ -240,11 +237,7 @@ def generate(datapackage_dir: Path, views_path: Path) -> str:
 
 
 def write_metadata(datapackage_dir: Path, views_path: Path, out: Path) -> Path:
-    text = generate(datapackage_dir, views_path)
-    tmp = out.with_suffix(".yml.part")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
-    return out
+    return atomic_write(out, generate(datapackage_dir, views_path))
 
 
 def check_metadata(datapackage_dir: Path, views_path: Path, out: Path) -> None:

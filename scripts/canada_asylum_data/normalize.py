@@ -21,6 +21,7 @@ from .cache import ParseCache, cache_key
 from .cells import Count
 from .countries import CountryResolver, all_countries
 from .coverage import coverage_rows
+from .schemas import load_schemas
 from .errors import CadError, ParseError
 from .parsers import NO_PARSER, Parsed, get_parser, parser_reference_tables
 from .progress import SILENT, Progress
@@ -252,7 +253,9 @@ def normalize(sources: list[Source], raw_files: dict[str, Path], datapackage_dir
     tables["sources"] = [source_row(s) for s in sources]
     tables.update(reference_tables(datapackage_dir))
     tables.update(parser_reference_tables({s.parser for s in todo}))
-    tables["coverage"] = coverage_rows(sources, raw_files, tables, newest)
+    granularities = {name: s.granularity for name, s in load_schemas(datapackage_dir / "schemas").items()
+                     if s.granularity}
+    tables["coverage"] = coverage_rows(sources, raw_files, tables, newest, granularities)
     return Normalized(dict(tables))
 
 

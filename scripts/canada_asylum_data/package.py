@@ -1,9 +1,9 @@
 """Write the data package: ``datapackage/data/<table>.csv`` and ``datapackage.json``.
 
 Output is deterministic (rows sorted by primary key, fixed column order, no timestamps)
-and atomic: everything is written into a staging folder first and only moved into place
-once every table has been written and checked, so a failure leaves the previous package
-untouched.
+and atomic: everything is written into a staging folder first (:func:`stage_package`) and
+only moved into place (:func:`install_package`) once every table has been written and
+checked, so a failure leaves the previous package untouched.
 """
 
 from __future__ import annotations
@@ -12,24 +12,19 @@ import csv
 import hashlib
 import io
 import json
-import multiprocessing
-import os
-import shutil
-import tempfile
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Callable
 
 import yaml
 
 from .yamlio import load_yaml
 from .errors import ConfigError, ValidationError
+from .files import install, staged_folder
+from .package_io import DESCRIPTOR
 from .schemas import Schema, load_schemas
 from .sources import Source
 
 PROFILE = "https://datapackage.org/profiles/2.0/datapackage.json"
 DATA_DIR = "data"
-DESCRIPTOR = "datapackage.json"
 
 
 def _sort_part(value) -> tuple:
@@ -88,33 +83,10 @@ def render_csv(schema: Schema, rows: list[dict]) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
-#: What forked render workers read: (schemas, tables), set only while a pool runs. The
-#: workers inherit it from the parent's memory, so no table is pickled on the way in.
-_TO_RENDER: tuple[dict[str, Schema], dict[str, list[dict]]] | None = None
-
-
-def _render_inherited(name: str) -> bytes:
-    assert _TO_RENDER is not None
-    schemas, tables = _TO_RENDER
-    return render_csv(schemas[name], tables[name])
-
-
-def render_all(schemas: dict[str, Schema], tables: dict[str, list[dict]],
-               workers: int | None = None) -> dict[str, bytes]:
-    """Render every table, largest first over a pool of forked processes where the
-    platform forks (the result does not depend on it)."""
-    global _TO_RENDER
-    workers = min(workers or os.cpu_count() or 1, len(tables))
-    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        return {name: render_csv(schemas[name], rows) for name, rows in tables.items()}
-    names = sorted(tables, key=lambda n: -len(tables[n]))
-    _TO_RENDER = (schemas, tables)
-    try:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            rendered = dict(zip(names, pool.map(_render_inherited, names)))
-    finally:
-        _TO_RENDER = None
-    return {name: rendered[name] for name in tables}
+def render_all(schemas: dict[str, Schema], tables: dict[str, list[dict]]) -> dict[str, bytes]:
+    """Every table as CSV bytes, in one process (rendering in forked processes saved no time
+    a user would feel: benchmarks/stages.py render)."""
+    return {name: render_csv(schemas[name], rows) for name, rows in tables.items()}
 
 
 def _sources_for(rows: list[dict], sources: dict[str, Source]) -> list[dict]:
@@ -178,42 +150,37 @@ def load_package_meta(datapackage_dir: Path) -> dict:
         raise ConfigError(f"cannot read package metadata ({exc})", str(path)) from exc
 
 
-def write_package(tables: dict[str, list[dict]], datapackage_dir: Path, sources: list[Source],
-                  check: Callable[[Path], None] | None = None,
-                  workers: int | None = None) -> dict[str, Path]:
-    """Write all tables and the descriptor; returns table -> CSV path.
-
-    The package is first written in full to a staging folder laid out like datapackage/
-    (``data/*.csv`` + ``datapackage.json``); ``check(staging)``, when given, validates it
-    there and raises to stop. Only then are the files moved into place, so a package that
-    fails to build or to validate never replaces the previous one."""
+def stage_package(tables: dict[str, list[dict]], datapackage_dir: Path, sources: list[Source],
+                  staging: Path) -> list[str]:
+    """Write all tables and the descriptor into ``staging``, laid out like datapackage/
+    (``data/*.csv`` + ``datapackage.json``); returns the files written, relative to
+    ``staging``, the descriptor last (the order :func:`install_package` moves them in)."""
     schemas = load_schemas(datapackage_dir / "schemas")
     missing = sorted(set(tables) - set(schemas))
     if missing:
         raise ConfigError(f"no schema for table(s) {', '.join(missing)}",
                           str(datapackage_dir / "schemas"), "write datapackage/schemas/<table>.yaml")
-    files = render_all(schemas, tables, workers)
+    files = render_all(schemas, tables)
     desc = descriptor(load_package_meta(datapackage_dir), schemas, tables, files,
                       {s.id: s for s in sources})
-    desc_bytes = (json.dumps(desc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    (staging / DATA_DIR).mkdir(parents=True, exist_ok=True)
+    names = []
+    for name, data in files.items():
+        (staging / DATA_DIR / f"{name}.csv").write_bytes(data)
+        names.append(f"{DATA_DIR}/{name}.csv")
+    (staging / DESCRIPTOR).write_bytes((json.dumps(desc, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    return names + [DESCRIPTOR]
 
-    data_dir = datapackage_dir / DATA_DIR
-    data_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=datapackage_dir))
-    try:
-        (staging / DATA_DIR).mkdir()
-        for name, data in files.items():
-            (staging / DATA_DIR / f"{name}.csv").write_bytes(data)
-        (staging / DESCRIPTOR).write_bytes(desc_bytes)
-        if check is not None:
-            check(staging)
-        # Everything is written and checked: move into place (each rename is atomic).
-        for name in files:
-            os.replace(staging / DATA_DIR / f"{name}.csv", data_dir / f"{name}.csv")
-        for stale in data_dir.glob("*.csv"):
-            if stale.stem not in files:
-                stale.unlink()
-        os.replace(staging / DESCRIPTOR, datapackage_dir / DESCRIPTOR)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return {name: data_dir / f"{name}.csv" for name in files}
+
+def install_package(staging: Path, names: list[str], datapackage_dir: Path) -> dict[str, Path]:
+    """Move a staged package into datapackage/ (each rename atomic, the descriptor last)
+    and delete the CSV files of tables it no longer has."""
+    return install(staging, datapackage_dir, names, stale=f"{DATA_DIR}/*.csv")
+
+
+def write_package(tables: dict[str, list[dict]], datapackage_dir: Path, sources: list[Source]) -> dict[str, Path]:
+    """Stage and install the package in one go (no validation between: the pipeline's
+    package stage validates the staged package before it installs it)."""
+    with staged_folder(datapackage_dir, ".staging-") as staging:
+        names = stage_package(tables, datapackage_dir, sources, staging)
+        return install_package(staging, names, datapackage_dir)

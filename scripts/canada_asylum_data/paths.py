@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .package_io import DESCRIPTOR
+
 MIRROR_ENV = "CANADA_ASYLUM_DATA_MIRROR"
 DB_NAME = "canada_asylum.db"
 
@@ -21,7 +23,7 @@ class Paths:
 
     @property
     def descriptor(self) -> Path:
-        return self.datapackage / "datapackage.json"
+        return self.datapackage / DESCRIPTOR
 
     @property
     def build(self) -> Path:

@@ -1,12 +1,14 @@
-"""Progress output that ``--silent`` turns off. Written to stderr so stdout stays clean."""
+"""Progress output that ``--silent`` turns off, written to stderr so stdout stays clean.
+
+The stages report through a :class:`Progress` they are given; this plain one prints
+messages and no bars. The command line passes a subclass that draws bars (cli_support.py),
+so no stage depends on the command-line library."""
 
 from __future__ import annotations
 
 import contextlib
 import sys
-from typing import Iterable, Iterator, TypeVar
-
-import click
+from typing import Callable, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
 
@@ -17,25 +19,17 @@ class Progress:
 
     def say(self, message: str) -> None:
         if not self.silent:
-            click.echo(message, err=True)
+            print(message, file=sys.stderr, flush=True)
 
     def items(self, items: Iterable[T], label: str, length: int | None = None,
-              show=None) -> Iterator[T]:
-        if self.silent:
-            yield from items
-            return
-        with click.progressbar(items, label=label, length=length, file=sys.stderr,
-                               item_show_func=show) as bar:
-            yield from bar
+              show: Callable[[T | None], str] | None = None) -> Iterator[T]:
+        """Iterate over ``items`` (a bar labelled ``label`` where a subclass draws one)."""
+        yield from items
 
     @contextlib.contextmanager
-    def bytes_bar(self, label: str, total: int | None):
-        if self.silent:
-            yield lambda n: None
-            return
-        with click.progressbar(length=total or 0, label=label,
-                               file=sys.stderr) as bar:
-            yield bar.update
+    def bytes_bar(self, label: str, total: int | None) -> Iterator[Callable[[int], None]]:
+        """A function to call with each block's byte count (a bar where a subclass draws one)."""
+        yield lambda n: None
 
 
 SILENT = Progress(silent=True)

@@ -42,9 +42,22 @@ class Schema:
         raise KeyError(name)
 
     @property
-    def count_fields(self) -> list[str]:
-        return [f["name"] for f in self.fields if f.get("type") == "integer" and f.get("unit")
-                and f["name"] not in ("year", "bytes", "periods")]
+    def index_columns(self) -> list[str]:
+        """``index``: the columns the SQLite database indexes for filters and joins (the
+        facet columns are indexed too)."""
+        return list(self.doc.get("index") or [])
+
+    @property
+    def granularity(self) -> str | None:
+        """``granularity``: how coverage counts the table's periods when its columns do not
+        say (``quarter`` for cumulative quarterly snapshots); None to infer it."""
+        return self.doc.get("granularity")
+
+    @property
+    def change_report(self) -> str:
+        """``change_report``: ``values`` (every revised value is listed, the default) or
+        ``summary`` (a supporting table the change report only summarises)."""
+        return self.doc.get("change_report") or "values"
 
     def table_schema(self) -> dict:
         """The Frictionless Table Schema for datapackage.json."""
@@ -99,5 +112,13 @@ def load_schemas(schema_dir: Path) -> dict[str, Schema]:
         if doc["name"] != path.stem:
             raise ConfigError(f"schema name {doc['name']!r} differs from its file name", str(path))
         doc["fields"] = _expand(doc["fields"], common, path)
-        out[doc["name"]] = Schema(doc["name"], doc, path)
+        schema = Schema(doc["name"], doc, path)
+        unknown = [c for c in schema.index_columns if c not in schema.field_names]
+        if unknown:
+            raise ConfigError(f"index names unknown column(s) {', '.join(unknown)}", str(path),
+                              "list columns of this table under `index`")
+        if schema.change_report not in ("values", "summary"):
+            raise ConfigError(f"change_report is {schema.change_report!r}", str(path),
+                              "use `values` or `summary`")
+        out[doc["name"]] = schema
     return out

@@ -1,25 +1,17 @@
-"""Serve the database with Datasette: read-only, immutable, with the generated metadata
-and SQL time and row limits."""
+"""What serving needs besides the command (site.py renders that): the inspect file that
+lets Datasette serve the immutable database without counting rows at start-up, and the
+build stamp that says whether the database is current with datapackage/."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from pathlib import Path
 
 from .errors import BuildError
-from .files import sha256_of
+from .files import atomic_write, sha256_of
 from .paths import Paths
 
-SETTINGS = {
-    "sql_time_limit_ms": "3000",
-    "max_returned_rows": "5000",
-    "facet_time_limit_ms": "500",
-    "allow_download": "on",
-    "default_cache_ttl": "86400",
-    "num_sql_threads": "3",
-}
 STAMP = "build-stamp.json"
 
 
@@ -42,7 +34,7 @@ def database_is_current(paths: Paths) -> bool:
 
 
 def write_stamp(paths: Paths) -> None:
-    (paths.build / STAMP).write_text(json.dumps({"fingerprint": package_fingerprint(paths)}) + "\n")
+    atomic_write(paths.build / STAMP, json.dumps({"fingerprint": package_fingerprint(paths)}) + "\n")
 
 
 def inspect(db: Path, out: Path) -> Path:
@@ -62,27 +54,4 @@ def inspect(db: Path, out: Path) -> Path:
     # the hash is what datasette.inspect.inspect_hash computes
     data = {db.stem: {"hash": sha256_of(db), "size": db.stat().st_size, "file": str(db),
                       "tables": tables}}
-    tmp = out.with_suffix(".json.part")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(out)
-    return out
-
-
-def datasette_command(paths: Paths, host: str, port: int, extra: tuple[str, ...] = ()) -> list[str]:
-    cmd = [sys.executable, "-m", "datasette", "serve", "-i", str(paths.db),
-           "--inspect-file", str(paths.inspect_file), "--metadata", str(paths.metadata),
-           "--host", host, "--port", str(port)]
-    for key, value in SETTINGS.items():
-        cmd += ["--setting", key, value]
-    plugins = paths.root / "plugins"
-    if plugins.is_dir():
-        cmd += ["--plugins-dir", str(plugins)]
-    templates = paths.root / "templates"
-    if templates.is_dir():
-        cmd += ["--template-dir", str(templates)]
-    static = paths.root / "static"
-    if static.is_dir():
-        cmd += ["--static", f"static:{static}"]
-    # The data package itself (datapackage.json + CSVs with the publishers' markers).
-    cmd += ["--static", f"datapackage:{paths.datapackage}"]
-    return cmd + list(extra)
+    return atomic_write(out, json.dumps(data, indent=2) + "\n")

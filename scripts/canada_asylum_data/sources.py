@@ -105,7 +105,3 @@ def load_all_sources(datapackage_dir: Path) -> list[Source]:
     if dup:
         raise ConfigError(f"source ids listed twice: {', '.join(dup)}", str(datapackage_dir))
     return out
-
-
-def source_map(sources: list[Source]) -> dict[str, Source]:
-    return {s.id: s for s in sources}

@@ -18,7 +18,6 @@ inconsistency, are reported as known discrepancies with the numbers, never silen
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from collections.abc import Callable, Iterator, Mapping
@@ -28,6 +27,7 @@ from pathlib import Path
 
 from .cells import SUPPRESSED
 from .errors import ValidationError
+from .package_io import descriptor_path, read_descriptor
 from .schemas import load_schemas
 
 ROUNDING = 2  # largest distance between a true value and its value rounded to 5
@@ -46,6 +46,8 @@ class Check:
 class Report:
     checks: list[Check] = field(default_factory=list)
     frictionless_errors: list[str] = field(default_factory=list)
+    #: False when Frictionless was not run (reconciliation only).
+    frictionless_ran: bool = True
 
     @property
     def failed(self) -> list[Check]:
@@ -60,19 +62,21 @@ class Report:
         return not self.failed and not self.frictionless_errors
 
     def to_json(self) -> str:
-        return json.dumps({"valid": self.valid, "frictionless_errors": self.frictionless_errors,
+        return json.dumps({"valid": self.valid, "frictionless_ran": self.frictionless_ran,
+                           "frictionless_errors": self.frictionless_errors,
                            "checks": [asdict(c) for c in self.checks]}, indent=2, ensure_ascii=False)
 
     def summary(self) -> str:
         ok = sum(c.status == "ok" for c in self.checks)
-        return (f"frictionless: {'valid' if not self.frictionless_errors else f'{len(self.frictionless_errors)} error(s)'}; "
+        if not self.frictionless_ran:
+            frictionless = "not run"
+        elif self.frictionless_errors:
+            frictionless = f"{len(self.frictionless_errors)} error(s)"
+        else:
+            frictionless = "valid"
+        return (f"frictionless: {frictionless}; "
                 f"reconciliation: {ok} ok, {len(self.known)} known publisher discrepancies, "
                 f"{len(self.failed)} failed")
-
-
-def read_table(path: Path) -> list[dict]:
-    with path.open(newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
 
 
 def read_frame(path: Path):
@@ -290,7 +294,7 @@ def frictionless_started(descriptor: Path, limit: int = 50, workers: int | None 
             errors = [f"package: {e.type}: {e.message}" for e in exc.to_errors()]
             yield lambda: errors
             return
-    desc = json.loads(descriptor.read_text(encoding="utf-8"))
+    desc = read_descriptor(descriptor.parent)
     chosen = [r for r in desc["resources"] if resources is None or r["name"] in resources]
     workers = max(1, min(workers or os.cpu_count() or 1, len(chosen)))
     groups: list[list[str]] = [[] for _ in range(workers)]
@@ -329,13 +333,10 @@ def validate_package(datapackage_dir: Path, with_frictionless: bool = True,
     from the schemas in ``schema_dir`` (default: the folder's own schemas/). Frictionless
     checks the package metadata and every resource, or only the named ``resources``, in
     worker processes while this one reconciles every table."""
-    descriptor = datapackage_dir / "datapackage.json"
-    if not descriptor.is_file():
-        raise ValidationError("no data package to validate", str(descriptor),
-                              "run `canada-asylum-data package` first")
+    desc = read_descriptor(datapackage_dir)
+    descriptor = descriptor_path(datapackage_dir)
     schemas = load_schemas(schema_dir or datapackage_dir / "schemas")
-    desc = json.loads(descriptor.read_text(encoding="utf-8"))
-    report = Report()
+    report = Report(frictionless_ran=with_frictionless)
     with ExitStack() as stack:
         errors = (stack.enter_context(frictionless_started(descriptor, resources=resources))
                   if with_frictionless else list)

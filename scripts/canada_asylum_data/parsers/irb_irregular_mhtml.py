@@ -33,20 +33,20 @@ from pathlib import Path
 from ..cells import clean_text, read_count
 from ..sources import Source
 from .base import Parsed, Total, fail, read_bytes
-from .irb_stat_html import (cell_text, country_row, cells_of, date_modified, flag_inconsistencies, norm_header,
-                            parse_document, split_rows)
+from .irb_common import (Layout, cell_text, cells_of, country_row, date_modified, find_captioned_table,
+                         flag_inconsistencies, norm_header, parse_document, split_rows, walk_rows)
 
 TABLE = "irb_irregular_crosser_claims"
 CAPTION_KEY = "irregular border crossers"
 MONTHS = {m.casefold(): i for i, m in enumerate(calendar.month_name) if m}
 PERIOD = re.compile(r"(" + "|".join(MONTHS) + r")\s+(\d{4})\s+to\s+(" + "|".join(MONTHS) + r")\s+(\d{4})")
-ROW1 = [norm_header(h) for h in ("", "Intake", "Finalized")]
-ROW2 = [norm_header(h) for h in ("Accepted", "Rejected", "Abandoned", "Withdrawn & Other", "Total")]
+LAYOUT = Layout(
+    row1=("", "Intake", "Finalized"),
+    row2=(("Accepted", "Rejected", "Abandoned", "Withdrawn & Other", "Total"),),
+    measures=("referred", "accepted", "rejected", "abandoned", "withdrawn_other", "finalized", "pending"),
+    labels=("Intake", "Accepted", "Rejected", "Abandoned", "Withdrawn & Other", "Finalized Total", "Pending"))
 PENDING_PLAIN = norm_header("Pending")
 PENDING_QUARTER = re.compile(r"^pending at end of period \((\d{4})-q([1-4])\)$")
-MEASURES = ["referred", "accepted", "rejected", "abandoned", "withdrawn_other", "finalized", "pending"]
-COLUMN_LABELS = ["Intake", "Accepted", "Rejected", "Abandoned", "Withdrawn & Other", "Finalized Total",
-                 "Pending"]
 FOOTNOTE = re.compile(r"\s*footnote\s*(\d+)\s*$", re.IGNORECASE)
 TOTAL_KEYS = frozenset({"total(allcountries)", "total"})
 OTHER_KEY = "othercountries"
@@ -165,17 +165,10 @@ def parse(path: Path, source: Source) -> Parsed:
     html = page_html(data, source, name)
     doc = parse_document(html, source, f"{name} first text/html part")
 
-    found = []
-    for i, table in enumerate(doc.iter("table"), start=1):
-        cap = table.find("caption")
-        if cap is not None and CAPTION_KEY in clean_text(cap.text_content()).casefold():
-            found.append((i, table, clean_text(cap.text_content())))
-    if not found:
-        raise fail(source, name, "no table captioned '... Irregular Border Crossers ...'")
-    if len(found) > 1:
-        raise fail(source, name, f"{len(found)} tables captioned '... Irregular Border Crossers ...'; expected one")
-    tindex, table, caption = found[0]
-    where = f'table {tindex} "{caption}"'
+    table, where, caption = find_captioned_table(
+        doc, CAPTION_KEY, source, name,
+        missing="no table captioned '... Irregular Border Crossers ...'",
+        many="{n} tables captioned '... Irregular Border Crossers ...'; expected one")
 
     m = PERIOD.search(caption.casefold())
     if not m:
@@ -195,11 +188,11 @@ def parse(path: Path, source: Source) -> Parsed:
     h1 = cells_of(head[0])
     row1 = [norm_header(cell_text(c)) for c in h1]
     row2 = [norm_header(cell_text(c)) for c in cells_of(head[1])]
-    if row1[:-1] != ROW1 or len(row1) != len(ROW1) + 1:
+    if not LAYOUT.row1_matches(row1):
         raise fail(source, f"{where} header row 1",
                    f"headers {[clean_text(cell_text(c)) for c in h1]} differ from "
                    "['', 'Intake', 'Finalized', 'Pending']")
-    if row2 != ROW2:
+    if not LAYOUT.row2_matches(row2):
         raise fail(source, f"{where} header row 2",
                    f"headers {[clean_text(cell_text(c)) for c in cells_of(head[1])]} differ from "
                    "['Accepted', 'Rejected', 'Abandoned', 'Withdrawn & Other', 'Total']")
@@ -221,48 +214,26 @@ def parse(path: Path, source: Source) -> Parsed:
     if modified:
         out.file_facts["vintage"] = modified
     period = {"period_start": start.isoformat(), "period_end": end.isoformat()}
-    ncells = len(MEASURES) + 1
-    seen: dict[str, int] = {}
-    total_seen = False
     last_label = None
-    for rindex, tr in enumerate(body, start=1):
-        cells = cells_of(tr)
-        texts = [cell_text(c) for c in cells]
-        if not any(clean_text(t) for t in texts):
-            continue
-        printed = clean_text(texts[0]) if texts else ""
-        fn = FOOTNOTE.search(printed)
-        label = FOOTNOTE.sub("", printed).strip()
-        rwhere = f"{where} row {rindex}" + (f" ({label!r})" if label else "")
-        if len(cells) != ncells:
-            raise fail(source, rwhere, f"row has {len(cells)} cells; expected {ncells}")
-        if not label:
-            raise fail(source, rwhere, "row has numbers but no country label")
-        if _key(label) in TOTAL_KEYS:
-            if total_seen or seen:
-                raise fail(source, rwhere, "a total row after the first data row")
-            total_seen = True
+    for row in walk_rows(body, source, where, LAYOUT.ncells, lambda label: _key(label) in TOTAL_KEYS,
+                         "'Total (all countries)'", label_of=lambda printed: FOOTNOTE.sub("", printed).strip(),
+                         total_after="a total row after the first data row"):
+        if row.is_total:
             notes = list(table_notes)
+            fn = FOOTNOTE.search(row.printed)
             if fn:
                 notes.append(f"Footnote {fn.group(1)}: {_footnote(doc, fn.group(1))}")
                 table_notes.append(f"publisher footnote on the total row: {_footnote(doc, fn.group(1))}")
-            for measure, col, raw in zip(MEASURES, COLUMN_LABELS, texts[1:]):
-                out.totals.append(Total(TABLE, measure, dict(period), read_count(raw), label,
-                                        f"{where} row {rindex} col {col}", "; ".join(notes) or None))
-            continue
-        if not total_seen:
-            raise fail(source, rwhere, "the first data row is not the 'Total (all countries)' row")
-        if label in seen:
-            raise fail(source, rwhere, f"country {label!r} listed twice (also row {seen[label]})")
-        seen[label] = rindex
-        last_label = label
-        out.add(TABLE, country_row(period, label, MEASURES, texts[1:], f"{where} row {rindex}",
-                                   table_notes))
-    if not total_seen:
-        raise fail(source, where, "no 'Total (all countries)' row")
+            for measure, col, raw in zip(LAYOUT.measures, LAYOUT.labels, row.texts[1:]):
+                out.totals.append(Total(TABLE, measure, dict(period), read_count(raw), row.label,
+                                        f"{where} row {row.index} col {col}", "; ".join(notes) or None))
+        else:
+            last_label = row.label
+            out.add(TABLE, country_row(period, row.label, list(LAYOUT.measures), row.texts[1:],
+                                       f"{where} row {row.index}", table_notes))
     if last_label is None or _key(last_label) != OTHER_KEY:
         raise fail(source, where, f"the last row is {last_label!r}, not 'Other Countries'")
-    flag_inconsistencies(out.tables[TABLE], out.totals, MEASURES[1:5])
+    flag_inconsistencies(out.tables[TABLE], out.totals, list(LAYOUT.measures[1:5]))
     return out
 
 

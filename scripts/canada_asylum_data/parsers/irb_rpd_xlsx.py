@@ -23,7 +23,7 @@ from pathlib import Path
 from ..cells import Count, clean_text, read_count
 from ..sources import Source
 from .base import Parsed, Total, fail, read_bytes
-from .irb_stat_html import PENDING, TOTAL_LABELS, flag_inconsistencies, norm_header
+from .irb_common import TOTAL_LABELS, flag_inconsistencies, norm_header, pending_as_of
 
 TABLE = "irb_rpd_claims"
 
@@ -108,19 +108,13 @@ def _parse_sheet(rows: list[tuple], sheet: str, year: int, source: Source, out: 
     if extra:
         raise fail(source, f"{sheet}!{chr(ord('A') + extra[0])}1",
                    f"unexpected extra column {clean_text(header[extra[0]])!r}")
-    pending = norm_header(header[7])
     notes: list[str] = []
-    if pending:
-        m = PENDING.match(pending)
-        if not m:
+    if norm_header(header[7]):
+        as_of = pending_as_of(header[7], year, source, f"{sheet}!H1",
+                              "pending header says {found} but " + sheet + " is mapped to {year}")
+        if (as_of.month, as_of.day) != (12, 31):
             raise fail(source, f"{sheet}!H1",
-                       f"header {clean_text(header[7])!r} is not 'Pending (as of YYYY/MM/DD)'")
-        if int(m.group(1)) != year:
-            raise fail(source, f"{sheet}!H1",
-                       f"pending header says {m.group(1)} but {sheet} is mapped to {year}")
-        if (m.group(2), m.group(3)) != ("12", "31"):
-            raise fail(source, f"{sheet}!H1",
-                       f"pending header date {m.group(1)}/{m.group(2)}/{m.group(3)} is not the year end")
+                       f"pending header date {as_of:%Y/%m/%d} is not the year end")
     else:
         notes.append(f"year {year} inferred from sheet order ({sheet}); the pending header of the "
                      "transcription is empty")
