@@ -23,9 +23,14 @@ from pathlib import Path
 from ..cells import Count, clean_text, read_count
 from ..sources import Source
 from .base import Parsed, Total, fail, read_bytes
+from ..limits import MB, Limits
 from .irb_stat_html import PENDING, TOTAL_LABELS, flag_inconsistencies, norm_header
 
 TABLE = "irb_rpd_claims"
+#: Caps checked before openpyxl opens the file (limits.check_raw): the real workbook is
+#: 97 KiB, unpacks to 0.6 MiB at 8:1, 11 sheets of at most 181 rows x 8 columns.
+LIMITS = Limits("workbook", max_bytes=16 * MB, max_unpacked_bytes=64 * MB, max_ratio=100,
+                max_members=200, max_rows=10_000, max_cols=100)
 
 #: Sheet -> year (sheet names carry no year).
 SHEET_YEARS: dict[str, int] = {f"Sheet{i}": 2012 + i for i in range(1, 12)}

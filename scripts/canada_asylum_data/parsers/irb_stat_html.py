@@ -34,8 +34,12 @@ import lxml.html
 from ..cells import Count, clean_text, read_count
 from ..sources import Source
 from .base import Parsed, Total, fail, read_bytes
+from ..limits import MB, Limits, check_html_depth
 
 RAD = "irb_rad_appeals"
+#: Caps checked before lxml parses the page (limits.check_raw): the real pages are at most
+#: 112 KiB and nest elements 25 deep (libxml2 silently drops what is nested past 256).
+LIMITS = Limits("html", max_bytes=8 * MB, max_html_depth=200)
 RPD = "irb_rpd_claims"
 
 CAPTION_KEY = "by country of alleged persecution"
@@ -93,7 +97,9 @@ def decode_html(data: bytes, source: Source, where: str) -> str:
     return text
 
 
-def parse_document(text: str, source: Source, where: str):
+def parse_document(text: str, source: Source, where: str, max_depth: int | None = None):
+    if max_depth:  # decoded text that limits.check_raw could not see (an MHTML part)
+        check_html_depth(text, source, where, max_depth)
     try:
         return lxml.html.document_fromstring(text)
     except (lxml.etree.ParserError, ValueError, lxml.etree.XMLSyntaxError) as exc:
