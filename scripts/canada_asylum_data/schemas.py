@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from .yamlio import load_yaml
+from .yamlio import read_yaml
 from .errors import ConfigError
 
 COMMON = "_common.yaml"
@@ -84,14 +84,14 @@ def _expand(fields: list, common: dict, path: Path) -> list[dict]:
 
 def load_schemas(schema_dir: Path) -> dict[str, Schema]:
     common_path = schema_dir / COMMON
-    common = (load_yaml(common_path.read_text(encoding="utf-8")) or {}).get("fields", {}) \
+    common = (read_yaml(common_path) or {}).get("fields", {}) \
         if common_path.exists() else {}
     out: dict[str, Schema] = {}
     for path in sorted(schema_dir.glob("*.yaml")):
         if path.name == COMMON:
             continue
         try:
-            doc = load_yaml(path.read_text(encoding="utf-8"))
+            doc = read_yaml(path)
         except yaml.YAMLError as exc:
             raise ConfigError(f"schema is not valid YAML ({exc})", str(path)) from exc
         if not isinstance(doc, dict) or "name" not in doc or "fields" not in doc:
