@@ -29,13 +29,31 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 MAX_YAML_BYTES = 2 << 20
 
 
-def load_yaml(text: str, where: str | Path | None = None):
+class _LineLoader(_LOADER):
+    """Records the line each mapping and list starts on (for error messages)."""
+
+    lines: dict[int, int]
+
+    def construct_object(self, node, deep=False):
+        data = super().construct_object(node, deep)
+        if isinstance(data, (dict, list)):
+            self.lines[id(data)] = node.start_mark.line + 1
+        return data
+
+
+def load_yaml(text: str, where: str | Path | None = None, lines: dict[int, int] | None = None):
     """Like yaml.safe_load (raises yaml.YAMLError), but refuses oversized text and aliases
-    (ConfigError naming ``where``), and is faster where libyaml is built in."""
+    (ConfigError naming ``where``), and is faster where libyaml is built in. With
+    ``lines``, it is filled with id(mapping or list) -> the line it starts on (valid while
+    the result lives)."""
     where = str(where) if where else "a YAML input"
     if len(text) > MAX_YAML_BYTES:
         raise _too_large(len(text), where)
-    loader = _LOADER(text)
+    if lines is not None:
+        loader = _LineLoader(text)
+        loader.lines = lines
+    else:
+        loader = _LOADER(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -47,13 +65,13 @@ def load_yaml(text: str, where: str | Path | None = None):
         loader.dispose()
 
 
-def read_yaml(path: Path):
+def read_yaml(path: Path, lines: dict[int, int] | None = None):
     """:func:`load_yaml` of a file, its size checked before it is read (OSError and
     yaml.YAMLError pass through for the caller to word)."""
     size = path.stat().st_size
     if size > MAX_YAML_BYTES:
         raise _too_large(size, str(path))
-    return load_yaml(path.read_text(encoding="utf-8"), path)
+    return load_yaml(path.read_text(encoding="utf-8"), path, lines)
 
 
 def _too_large(size: int, where: str) -> ConfigError:
