@@ -28,6 +28,7 @@ source.
 
 from __future__ import annotations
 
+import faulthandler
 import multiprocessing
 import os
 import re
@@ -287,6 +288,7 @@ def _check_mhtml(data: bytes, source: "Source", path: Path, lim: Limits) -> None
 
 def _child(conn, err, fn: Callable, args: tuple) -> None:
     os.dup2(err.fileno(), 2)  # what a native reader prints as it dies goes into the error
+    faulthandler.disable()  # the parent reports this process's death
     try:
         result = ("ok", fn(*args))
     except BaseException as exc:  # noqa: BLE001 - sent to the parent, which raises it
