@@ -78,14 +78,16 @@ def zip_bomb(unpacked: int):
     return change
 
 
-def far_cell(ref: str, row: int, dimension: bool = True):
+def far_cell(ref: str, row: int, dimension: bool = True, quote: str = '"'):
     """One more cell, at ``ref`` (e.g. XFD1048576), in sheet1; the dimension says so too."""
 
     def fn(xml: bytes) -> bytes:
         text = xml.decode("utf-8")
         if dimension:
             text = re.sub(r'<dimension ref="[^"]*"\s*/>', f'<dimension ref="A1:{ref}"/>', text)
-        cell = f'<row r="{row}"><c r="{ref}" t="inlineStr"><is><t>x</t></is></c></row>'
+        q = quote
+        cell = f'<row r="{row}"><c r = {q}{ref}{q} t="inlineStr"><is><t>x</t></is></c></row>' if q != '"' \
+            else f'<row r="{row}"><c r="{ref}" t="inlineStr"><is><t>x</t></is></c></row>'
         return text.replace("</sheetData>", cell + "</sheetData>", 1).encode("utf-8")
 
     return lambda data: _rewrite_zip(data, "xl/worksheets/sheet1.xml", fn)
@@ -166,6 +168,8 @@ FILE_CASES = [
     Case("ircc-far-cell", IRCC_MIG, far_cell("XFD1048576", 1048576),
          ("a sheet reaches row 1,048,576", "max_rows", "xl/worksheets/sheet1.xml")),
     Case("ircc-far-column", IRCC_MIG, far_cell("XFD1", 1, dimension=False),
+         ("a sheet reaches column 16,384", "max_cols")),
+    Case("ircc-far-column-other-spelling", IRCC_MIG, far_cell("XFD7", 7, dimension=False, quote="'"),
          ("a sheet reaches column 16,384", "max_cols")),
     Case("ircc-far-cell-office", IRCC_OFF, far_cell("XFD1048576", 1048576),
          ("a sheet reaches row 1,048,576", "max_rows")),

@@ -38,6 +38,7 @@ import tempfile
 import zipfile
 import zlib
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -129,9 +130,47 @@ def check_raw(path: Path, source: "Source", limits: Limits | None) -> None:
 
 # --------------------------------------------------------------------------- workbooks
 
-_DIMENSION = re.compile(rb"<(?:\w+:)?dimension\b[^>]*?\sref\s*=\s*[\"']([^\"']*)[\"']")
-_CELL_REF = re.compile(rb"<(?:\w+:)?(?:c|row)\b[^>]*?\sr\s*=\s*[\"']\$?([A-Za-z]{0,4})\$?(\d{1,12})[\"']")
+_DIMENSION = re.compile(rb"dimension\b[^>]*?\sref\s*=\s*[\"']([^\"']*)[\"']")
 _REF = re.compile(r"\$?([A-Za-z]{1,4})\$?(\d{1,12})")
+#: The r="B5" / r="5" attribute of a cell or row in any spelling XML allows (slow to scan:
+#: used only on a block where the usual spelling r="..." is not the only one).
+_ANY_REF = re.compile(rb"<(?:\w+:)?(?:c|row)\s[^>]*?\br\s*=\s*[\"']\$?([A-Za-z]{0,4})\$?(\d{1,12})[\"']")
+_UNUSUAL_REF = re.compile(rb"r(?:\s+=|=\s+[\"']|=')")
+_TAG_NAME = re.compile(rb"<(?:\w+:)?(c|row)\s")
+
+
+@lru_cache(maxsize=None)
+def _suspect_refs(letters: int, digits: int) -> re.Pattern:
+    """r="..." references with at least ``letters`` column letters or ``digits`` row
+    digits: the only ones that can exceed the caps (a literal prefix keeps the scan fast)."""
+    return re.compile(rb'r="\$?(?:([A-Za-z]{%d,4})\$?(\d{1,12})|([A-Za-z]{0,4})\$?(\d{%d,12}))"'
+                      % (letters, digits))
+
+
+def _refs_in(text: bytes, lim: Limits) -> list[tuple[bytes, bytes]]:
+    """(column letters, row digits) of the cell and row references in ``text`` that may
+    exceed the caps (all of them where unusual spellings are present)."""
+    if _UNUSUAL_REF.search(text):
+        return _ANY_REF.findall(text)
+    letters = len(_col_letters(lim.max_cols)) if lim.max_cols else 5
+    digits = len(str(lim.max_rows)) if lim.max_rows else 13
+    out = []
+    for m in _suspect_refs(letters, digits).finditer(text):
+        at = m.start()
+        if at == 0 or text[at - 1:at] not in b" \t\r\n":
+            continue  # e.g. sqref="...": not an attribute named r
+        tag = _TAG_NAME.match(text, text.rfind(b"<", 0, at))
+        if tag:
+            out.append((m.group(1) or m.group(3), m.group(2) or m.group(4)))
+    return out
+
+
+def _col_letters(n: int) -> str:
+    out = ""
+    while n:
+        n, rest = divmod(n - 1, 26)
+        out = chr(65 + rest) + out
+    return out
 
 
 def _col_number(letters: str) -> int:
@@ -190,13 +229,10 @@ def _check_sheet_shape(zf: zipfile.ZipFile, info: zipfile.ZipInfo, source: "Sour
                     break
                 text = tail + block
                 dims += [m.decode("ascii", "replace") for m in _DIMENSION.findall(text)]
-                refs = _CELL_REF.findall(text)
+                refs = _refs_in(text, lim)
                 if refs:
-                    rows = {r for _, r in refs}
-                    max_row = max(max_row, max(map(int, rows)))
-                    cols = {c for c, _ in refs if c}
-                    if cols:
-                        max_col = max(max_col, max(_col_number(c.decode("ascii")) for c in cols))
+                    max_row = max(max_row, max(int(r) for _, r in refs))
+                    max_col = max(max_col, max(_col_number(c.decode("ascii")) for c, _ in refs))
                 tail = text[-512:]
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError) as exc:
         raise LimitError(f"cannot unpack a workbook member ({type(exc).__name__}: {exc})",
@@ -262,11 +298,17 @@ def check_html_depth(data: bytes | str, source: "Source", where: str, max_depth:
                          _hint(source, "max_html_depth"))
 
 
-_BOUNDARY = re.compile(rb"\bboundary\s*=\s*(?:\"([^\"\r\n]{1,200})\"|([^\s;\"]{1,200}))", re.I)
+_BOUNDARY = re.compile(rb"boundary\s*=\s*")
+_BOUNDARY_VALUE = re.compile(rb"\"([^\"\r\n]{1,200})\"|([^\s;\"]{1,200})")
 
 
 def _check_mhtml(data: bytes, source: "Source", path: Path, lim: Limits) -> None:
-    boundaries = [a or b for a, b in _BOUNDARY.findall(data)]
+    # found case-blind in a lower-cased copy (same offsets), read case-kept from the file
+    boundaries = []
+    for m in _BOUNDARY.finditer(data.lower()):
+        value = _BOUNDARY_VALUE.match(data, m.end())
+        if value:
+            boundaries.append(value.group(1) or value.group(2))
     if lim.max_multiparts and len(boundaries) > lim.max_multiparts:
         raise LimitError(f"the MHTML archive declares {len(boundaries):,} multipart containers "
                          f"(nested parts), more than the {lim.max_multiparts:,} this parser accepts "
