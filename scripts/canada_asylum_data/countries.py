@@ -18,7 +18,7 @@ from pathlib import Path
 import pycountry
 import yaml
 
-from .yamlio import load_yaml
+from .yamlio import read_yaml
 from .cells import clean_text
 from .errors import ConfigError
 
@@ -81,7 +81,7 @@ class CountryResolver:
         known = {c.code for c in all_countries()}
         for path in sorted(alias_dir.glob("*.yml")):
             try:
-                doc = load_yaml(path.read_text(encoding="utf-8")) or {}
+                doc = read_yaml(path) or {}
             except yaml.YAMLError as exc:
                 raise ConfigError(f"alias file is not valid YAML ({exc})", str(path)) from exc
             for label, code in (doc.get("aliases") or {}).items():

@@ -21,7 +21,7 @@ from pathlib import Path
 import sqlite_utils
 import yaml
 
-from .yamlio import load_yaml
+from .yamlio import read_yaml
 from .errors import BuildError, ConfigError
 from .files import atomic_path
 from .package_io import read_descriptor
@@ -44,7 +44,7 @@ def load_sql_entries(path: Path, key: str, kind: str) -> list[dict]:
     if not path.exists():
         return []
     try:
-        doc = load_yaml(path.read_text(encoding="utf-8")) or {}
+        doc = read_yaml(path) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path.name} is not valid YAML ({exc})", str(path)) from exc
     entries = doc.get(key) or []

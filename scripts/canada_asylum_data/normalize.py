@@ -14,6 +14,7 @@ import json
 import os
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +24,8 @@ from .countries import CountryResolver, all_countries
 from .coverage import coverage_rows
 from .schemas import load_schemas
 from .errors import CadError, ParseError
-from .parsers import NO_PARSER, Parsed, get_parser, parser_reference_tables
+from .limits import check_raw, run_isolated
+from .parsers import NO_PARSER, Parsed, get_module, parser_reference_tables
 from .progress import SILENT, Progress
 from .provinces import PROVINCES
 from .sources import Source
@@ -47,7 +49,10 @@ def family(source: Source) -> str:
 
 
 def parse_source(source: Source, path: Path) -> Parsed:
-    parse = get_parser(source.parser)
+    """Check the raw file against its parser's LIMITS, then parse it."""
+    module = get_module(source.parser)
+    check_raw(path, source, getattr(module, "LIMITS", None))
+    parse = module.parse
     try:
         return parse(path, source)
     except CadError:
@@ -184,18 +189,32 @@ def parse_all(todo: list[Source], raw_files: dict[str, Path], progress: Progress
 
     if workers <= 1 or len(args) <= 1:
         for a in progress.items(args, "parse", show=lambda a: a[0].id if a else ""):
-            keep(prepare_source(*a))
+            keep(run_isolated(prepare_source, a, a[0]) if native_reader(a[0]) else prepare_source(*a))
         return out
+    broken: list[tuple] = []
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(prepare_source, *a) for a in args]
+        futures = {pool.submit(prepare_source, *a): a for a in args}
         try:
             for future in progress.items(as_completed(futures), "parse", length=len(futures)):
-                keep(future.result())
+                try:
+                    keep(future.result())
+                except BrokenProcessPool:  # a worker died: which source killed it is found below
+                    broken.append(futures[future])
         except BaseException:
             for future in futures:
                 future.cancel()
             raise
+    # Every source not finished when a worker died is parsed again, one at a time, in a
+    # process of its own: the one that kills it again is named in the error.
+    for a in sorted(broken, key=args.index):
+        keep(run_isolated(prepare_source, a, a[0]))
     return out
+
+
+def native_reader(source: Source) -> bool:
+    """True when the source's parser reads through native code that may abort the process."""
+    limits = getattr(get_module(source.parser), "LIMITS", None)
+    return bool(limits and limits.native)
 
 
 def normalize(sources: list[Source], raw_files: dict[str, Path], datapackage_dir: Path,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from .yamlio import load_yaml
+from .yamlio import read_yaml
 from .errors import ConfigError, ValidationError
 from .files import install, staged_folder
 from .package_io import DESCRIPTOR
@@ -145,7 +145,7 @@ def descriptor(package_meta: dict, schemas: dict[str, Schema], tables: dict[str,
 def load_package_meta(datapackage_dir: Path) -> dict:
     path = datapackage_dir / "package.yaml"
     try:
-        return load_yaml(path.read_text(encoding="utf-8")) or {}
+        return read_yaml(path) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read package metadata ({exc})", str(path)) from exc
 

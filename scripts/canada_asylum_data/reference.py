@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from .yamlio import load_yaml
+from .yamlio import read_yaml
 from .errors import ConfigError
 
 DEFINITION_KEYS = ("unit", "counts", "publisher", "counted_when", "not_comparable_with")
@@ -21,7 +21,7 @@ def _load(path: Path, key: str):
     if not path.exists():
         return None
     try:
-        doc = load_yaml(path.read_text(encoding="utf-8")) or {}
+        doc = read_yaml(path) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path.name} is not valid YAML ({exc})", str(path)) from exc
     if key not in doc:

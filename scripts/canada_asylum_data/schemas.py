@@ -9,8 +9,9 @@ from pathlib import Path
 
 import yaml
 
-from .yamlio import load_yaml
+from .yamlio import read_yaml
 from .errors import ConfigError
+from .schema_check import check_document, check_expanded, check_references
 
 COMMON = "_common.yaml"
 #: Keys of a field that go into datapackage.json (the rest is project metadata).
@@ -85,7 +86,8 @@ def _expand(fields: list, common: dict, path: Path) -> list[dict]:
         if "use" in f:
             name = f["use"]
             if name not in common:
-                raise ConfigError(f"field {i + 1} uses unknown common field {name!r}", str(path))
+                raise ConfigError(f"field {i + 1} uses unknown common field {name!r}", str(path),
+                                  f"use one of {', '.join(common)} (datapackage/schemas/{COMMON})")
             merged = copy.deepcopy(common[name])
             merged.update({k: v for k, v in f.items() if k != "use"})
             merged["name"] = merged.get("name", name)
@@ -95,30 +97,32 @@ def _expand(fields: list, common: dict, path: Path) -> list[dict]:
     return out
 
 
+def _read(path: Path):
+    try:
+        return read_yaml(path)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"schema is not valid YAML ({exc})", str(path)) from exc
+
+
 def load_schemas(schema_dir: Path) -> dict[str, Schema]:
+    """Every schema file, each checked as an input (schema_check) before it is used."""
     common_path = schema_dir / COMMON
-    common = (load_yaml(common_path.read_text(encoding="utf-8")) or {}).get("fields", {}) \
-        if common_path.exists() else {}
+    common: dict = {}
+    if common_path.exists():
+        doc = _read(common_path)
+        check_document(doc, common_path, common=True)
+        common = doc["fields"]
     out: dict[str, Schema] = {}
     for path in sorted(schema_dir.glob("*.yaml")):
         if path.name == COMMON:
             continue
-        try:
-            doc = load_yaml(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"schema is not valid YAML ({exc})", str(path)) from exc
-        if not isinstance(doc, dict) or "name" not in doc or "fields" not in doc:
-            raise ConfigError("schema needs `name` and `fields`", str(path))
+        doc = _read(path)
+        check_document(doc, path)
         if doc["name"] != path.stem:
-            raise ConfigError(f"schema name {doc['name']!r} differs from its file name", str(path))
+            raise ConfigError(f"schema name {doc['name']!r} differs from its file name", str(path),
+                              f"name the table {path.stem!r} or rename the file")
         doc["fields"] = _expand(doc["fields"], common, path)
-        schema = Schema(doc["name"], doc, path)
-        unknown = [c for c in schema.index_columns if c not in schema.field_names]
-        if unknown:
-            raise ConfigError(f"index names unknown column(s) {', '.join(unknown)}", str(path),
-                              "list columns of this table under `index`")
-        if schema.change_report not in ("values", "summary"):
-            raise ConfigError(f"change_report is {schema.change_report!r}", str(path),
-                              "use `values` or `summary`")
-        out[doc["name"]] = schema
+        check_expanded(doc["name"], doc, path)
+        out[doc["name"]] = Schema(doc["name"], doc, path)
+    check_references(out)
     return out

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from .yamlio import load_yaml
+from .yamlio import read_yaml
 from .errors import ConfigError
 
 REQUIRED = ("id", "title", "publisher", "url", "licenses", "parser", "series")
@@ -56,7 +56,7 @@ class Source:
 def load_sources(path: Path) -> list[Source]:
     """Read sources.yml; raise ConfigError naming the record and field on any problem."""
     try:
-        doc = load_yaml(path.read_text(encoding="utf-8"))
+        doc = read_yaml(path)
     except FileNotFoundError as exc:
         raise ConfigError("sources file not found", str(path)) from exc
     except yaml.YAMLError as exc:

@@ -34,8 +34,12 @@ import lxml.html
 from ..cells import Count, clean_text, read_count
 from ..provinces import resolve_province
 from .base import Parsed, Total, fail, read_bytes
+from ..limits import MB, Limits
 
 RCMP = "rcmp_interceptions"
+#: Caps checked before lxml parses the page (limits.check_raw): the real pages are at most
+#: 51 KiB and nest elements 14 deep.
+LIMITS = Limits("html", max_bytes=8 * MB, max_html_depth=200)
 CLAIMS = "cbsa_ircc_claimants"
 
 #: Month header spellings seen on the pages (Jun/June, Sep/Sept, Mar/March ...).

@@ -19,6 +19,7 @@ import lxml.etree
 import lxml.html
 
 from ..cells import Count, clean_text, read_count
+from ..limits import check_html_depth
 from ..sources import Source
 from .base import Total, fail
 
@@ -152,7 +153,9 @@ def decode_html(data: bytes, source: Source, where: str) -> str:
     return text
 
 
-def parse_document(text: str, source: Source, where: str):
+def parse_document(text: str, source: Source, where: str, max_depth: int | None = None):
+    if max_depth:  # decoded text that limits.check_raw could not see (an MHTML part)
+        check_html_depth(text, source, where, max_depth)
     try:
         return lxml.html.document_fromstring(text)
     except (lxml.etree.ParserError, ValueError, lxml.etree.XMLSyntaxError) as exc:

@@ -31,12 +31,18 @@ import re
 from pathlib import Path
 
 from ..cells import clean_text, read_count
+from ..limits import MB, Limits
 from ..sources import Source
 from .base import Parsed, Total, fail, read_bytes
 from .irb_common import (Layout, cell_text, cells_of, country_row, date_modified, find_captioned_table,
                          flag_inconsistencies, norm_header, parse_document, split_rows, walk_rows)
 
 TABLE = "irb_irregular_crosser_claims"
+#: Caps checked before the email library reads the archive (limits.check_raw): the real
+#: archives are at most 1.9 MiB, one multipart container of at most 26 parts; the decoded
+#: page nests elements 24 deep (checked before lxml parses it).
+LIMITS = Limits("mhtml", max_bytes=32 * MB, max_parts=1_000, max_multiparts=4,
+                max_html_depth=200)
 CAPTION_KEY = "irregular border crossers"
 MONTHS = {m.casefold(): i for i, m in enumerate(calendar.month_name) if m}
 PERIOD = re.compile(r"(" + "|".join(MONTHS) + r")\s+(\d{4})\s+to\s+(" + "|".join(MONTHS) + r")\s+(\d{4})")
@@ -163,7 +169,8 @@ def parse(path: Path, source: Source) -> Parsed:
     data = read_bytes(path, source)
     name = path.name
     html = page_html(data, source, name)
-    doc = parse_document(html, source, f"{name} first text/html part")
+    doc = parse_document(html, source, f"{name} first text/html part",
+                         max_depth=LIMITS.max_html_depth)
 
     table, where, caption = find_captioned_table(
         doc, CAPTION_KEY, source, name,

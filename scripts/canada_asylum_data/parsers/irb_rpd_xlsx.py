@@ -21,11 +21,16 @@ import zipfile
 from pathlib import Path
 
 from ..cells import Count, clean_text, read_count
+from ..limits import MB, Limits
 from ..sources import Source
 from .base import Parsed, Total, fail, read_bytes
 from .irb_common import TOTAL_LABELS, flag_inconsistencies, norm_header, pending_as_of
 
 TABLE = "irb_rpd_claims"
+#: Caps checked before openpyxl opens the file (limits.check_raw): the real workbook is
+#: 97 KiB, unpacks to 0.6 MiB at 8:1, 11 sheets of at most 181 rows x 8 columns.
+LIMITS = Limits("workbook", max_bytes=16 * MB, max_unpacked_bytes=64 * MB, max_ratio=100,
+                max_members=200, max_rows=10_000, max_cols=100)
 
 #: Sheet -> year (sheet names carry no year).
 SHEET_YEARS: dict[str, int] = {f"Sheet{i}": 2012 + i for i in range(1, 12)}

@@ -28,6 +28,7 @@ import re
 from pathlib import Path
 
 from ..cells import clean_text, read_count
+from ..limits import MB, Limits
 from ..sources import Source
 from .base import Parsed, Total, fail, read_bytes
 from .irb_common import (TOTAL_LABELS, Layout, cell_text, cells_of, country_row, date_modified,
@@ -35,6 +36,9 @@ from .irb_common import (TOTAL_LABELS, Layout, cell_text, cells_of, country_row,
                          parse_document, pending_as_of, split_rows, walk_rows)
 
 RAD = "irb_rad_appeals"
+#: Caps checked before lxml parses the page (limits.check_raw): the real pages are at most
+#: 112 KiB and nest elements 25 deep (libxml2 silently drops what is nested past 256).
+LIMITS = Limits("html", max_bytes=8 * MB, max_html_depth=200)
 RPD = "irb_rpd_claims"
 
 CAPTION_KEY = "by country of alleged persecution"

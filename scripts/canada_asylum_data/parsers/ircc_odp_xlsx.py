@@ -42,11 +42,18 @@ from openpyxl.utils import get_column_letter
 from ..cells import SUPPRESSED, Count, clean_text, read_count
 from ..provinces import resolve_province
 from .base import Parsed, Total, fail, read_bytes
+from ..limits import MB, Limits
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..sources import Source
 
 MEASURE = "claimants"
+#: Caps checked before calamine opens the file (limits.check_raw): the real workbooks are
+#: at most 176 KiB, unpack to at most 3.2 MiB at 20:1, one sheet of at most 276 rows x 183
+#: columns (12 more a year). calamine is native code: its parse runs where an abort is
+#: caught (native=True).
+LIMITS = Limits("workbook", max_bytes=16 * MB, max_unpacked_bytes=64 * MB, max_ratio=100,
+                max_members=200, max_rows=5_000, max_cols=1_000, native=True)
 #: IRCC writes every count cell itself (numbers or "--"); anything else in a count cell means
 #: the layout moved, so it is an error here rather than a note on the row.
 STRICT_COUNTS = True

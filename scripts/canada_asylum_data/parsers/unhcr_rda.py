@@ -30,8 +30,12 @@ from pathlib import Path
 
 from ..cells import clean_text, read_count
 from .base import Parsed, fail, read_bytes
+from ..limits import MB, Limits
 
 FAMILY = "unhcr"
+#: Caps checked before pyreadr reads the file (limits.check_raw): the real files are at most
+#: 527 KiB. librdata is native code: its parse runs where an abort is caught (native=True).
+LIMITS = Limits("rdata", max_bytes=64 * MB, native=True)
 
 #: What we keep: rows about Canada as country of asylum, or the US as country of origin.
 ASYLUM_KEPT = "CAN"
