@@ -1,0 +1,159 @@
+"""The journalist's front door: language, site search, sitemap and template helpers.
+
+* ``cad_lang(request)``: ``fr`` when the page was asked for with ``?lang=fr``, else ``en``
+  (base.html puts it in ``<html lang>``; the home page and the dictionary switch language).
+* ``cad_num(n, lang)``: a count with thousands separators (a thin space in French).
+* ``cad_title(table)`` / ``cad_meta()``: titles and instance metadata for the home page.
+* ``/search?q=``: one search box on every page. At start-up the reference tables
+  (countries with every alias spelling, definitions, events, sources, categories, and the
+  table and view titles) are read from the immutable database into an in-memory SQLite
+  FTS5 index (accents folded, so ``etats-unis`` finds "États-Unis"); nothing is written to
+  the database file.
+* ``/sitemap.xml``: the home page, charts, dictionary, every table, view and canned query.
+"""
+
+from __future__ import annotations
+
+import html
+import sqlite3
+from urllib.parse import quote
+
+from datasette import hookimpl
+from datasette.utils.asgi import Response
+
+DB = "canada_asylum"
+_INDEX: dict = {"conn": None}
+
+
+def cad_lang(request) -> str:
+    try:
+        return "fr" if request is not None and request.args.get("lang") == "fr" else "en"
+    except AttributeError:
+        return "en"
+
+
+def cad_num(value, lang: str = "en") -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float) and not value.is_integer():
+        text = f"{value:,.1f}"
+    else:
+        text = f"{int(value):,}"
+    return text.replace(",", "\u202f").replace(".", ",") if lang == "fr" else text
+
+
+#: (kind, SQL giving title, body, url path) for the site search.
+DOCUMENTS = [
+    ("country", """select c.name_en || ' / ' || c.name_fr || ' (' || c.code || ')',
+        coalesce((select group_concat(distinct a.label) from country_aliases a where a.code = c.code), ''),
+        '/canada_asylum/countries/' || c.code from countries c"""),
+    ("definition", """select table_name || '.' || measure, counts || ' ' || counted_when || ' '
+        || not_comparable_with || ' ' || unit, '/dictionary#measures' from definitions"""),
+    ("event", """select event_date || ': ' || title_en, title_fr || ' ' || description,
+        '/canada_asylum/events/' || event_id from events"""),
+    ("source", """select title, publisher || ' ' || coalesce(notes, '') || ' ' || coalesce(vintage, ''),
+        '/canada_asylum/sources/' || id from sources"""),
+    ("category", """select category || ': ' || label_en || ' / ' || label_fr,
+        code || ' ' || coalesce(description, ''), '/dictionary#categories' from categories"""),
+]
+
+
+def build_index(datasette) -> sqlite3.Connection:
+    mem = sqlite3.connect(":memory:", check_same_thread=False)
+    mem.execute("create virtual table docs using fts5(kind, title, body, url UNINDEXED, "
+                "tokenize = 'unicode61 remove_diacritics 2')")
+    db = datasette.databases.get(DB)
+    if db is None:
+        return mem
+    src = sqlite3.connect(f"file:{db.path}?mode=ro&immutable=1", uri=True)
+    try:
+        for kind, sql in DOCUMENTS:
+            try:
+                rows = src.execute(sql).fetchall()
+            except sqlite3.Error:
+                continue
+            mem.executemany("insert into docs values (?, ?, ?, ?)",
+                            [(kind, t or "", b or "", u) for t, b, u in rows])
+        names = src.execute("select name, type from sqlite_master where type in ('table', 'view') "
+                            "and name not like '%_fts%' and name not like 'sqlite_%'").fetchall()
+    finally:
+        src.close()
+    for name, kind in names:
+        meta = datasette.table_metadata(DB, name) or {}
+        mem.execute("insert into docs values (?, ?, ?, ?)",
+                    (kind, f"{meta.get('title') or name} ({name})",
+                     (meta.get("description") or "")[:2000], f"/{DB}/{name}"))
+    queries = (datasette.metadata("queries", database=DB) or {})
+    for name, q in queries.items():
+        mem.execute("insert into docs values (?, ?, ?, ?)",
+                    ("canned query", f"{q.get('title') or name} ({name})", q.get("description") or "",
+                     f"/{DB}/{name}"))
+    mem.commit()
+    return mem
+
+
+def fts_query(text: str) -> str:
+    """User text -> an FTS5 query: each word a prefix term, all words required."""
+    words = ["".join(ch for ch in w if ch.isalnum()) for w in text.replace("-", " ").split()]
+    return " ".join(f'"{w}"*' for w in words if w)
+
+
+def search(q: str, limit: int = 50) -> list[tuple]:
+    conn = _INDEX["conn"]
+    if conn is None or not fts_query(q):
+        return []
+    return conn.execute(
+        "select kind, title, snippet(docs, 2, '[', ']', '…', 12), url from docs where docs match ? "
+        "order by bm25(docs, 0.0, 10.0, 1.0), length(title) limit ?", (fts_query(q), limit)).fetchall()
+
+
+@hookimpl
+def startup(datasette):
+    _INDEX["conn"] = build_index(datasette)
+
+
+@hookimpl
+def extra_template_vars(datasette):
+    def cad_title(name: str) -> str:
+        meta = datasette.table_metadata(DB, name) or {}
+        return meta.get("title") or name
+
+    def cad_meta() -> dict:
+        return {k: datasette.metadata(k) for k in ("title", "description", "license", "license_url",
+                                                   "about", "about_url", "source")}
+
+    return {"cad_lang": cad_lang, "cad_num": cad_num, "cad_title": cad_title, "cad_meta": cad_meta}
+
+
+async def search_page(datasette, request):
+    q = (request.args.get("q") or "").strip()
+    lang = cad_lang(request)
+    results = search(q) if q else []
+    if request.args.get("_format") == "json":
+        return Response.json({"q": q, "results": [
+            {"kind": k, "title": t, "snippet": s, "url": u} for k, t, s, u in results]})
+    return Response.html(await datasette.render_template(
+        "search.html", {"q": q, "results": results, "lang": lang}, request=request))
+
+
+async def sitemap(datasette, request):
+    base = f"{request.scheme}://{request.host}"
+    paths = ["/", "/?lang=fr", "/-/dashboards/journalist", "/dictionary", "/dictionary?lang=fr",
+             f"/{DB}"]
+    db = datasette.databases.get(DB)
+    if db is not None:
+        names = await db.execute("select name from sqlite_master where type in ('table', 'view') "
+                                 "and name not like '%_fts%' and name not like 'sqlite_%' order by type, name")
+        paths += [f"/{DB}/{quote(r[0])}" for r in names.rows]
+    paths += [f"/{DB}/{quote(n)}" for n in (datasette.metadata("queries", database=DB) or {})]
+    body = ('<?xml version="1.0" encoding="UTF-8"?>\n'
+            '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n'
+            + "".join(f"  <url><loc>{html.escape(base + p)}</loc></url>\n" for p in paths)
+            + "</urlset>\n")
+    return Response(body, content_type="application/xml; charset=utf-8",
+                    headers={"Cache-Control": "public, max-age=86400"})
+
+
+@hookimpl
+def register_routes():
+    return [(r"^/search$", search_page), (r"^/sitemap\.xml$", sitemap)]
