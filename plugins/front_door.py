@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import html
+import re
 import sqlite3
 from urllib.parse import quote
 
@@ -112,6 +113,29 @@ def startup(datasette):
     _INDEX["conn"] = build_index(datasette)
 
 
+def cad_split(description: str | None) -> dict:
+    """A table or view description -> lede (its first two sentences), the rest of its first
+    paragraph, caveats, French text, notes and the "Cite this" text, so pages can show the
+    lede before the data and the rest behind disclosure elements."""
+    out = {"lede": "", "more": [], "caveats": "", "french": "", "cite": ""}
+    paras = [p.strip() for p in (description or "").split("\n\n") if p.strip()]
+    for i, para in enumerate(paras):
+        if para.startswith("Cite this:"):
+            out["cite"] = para[len("Cite this:"):].strip()
+        elif para.startswith("Caveats:"):
+            out["caveats"] = para[len("Caveats:"):].strip()
+        elif para.startswith("En français"):
+            out["french"] = para.split(":", 1)[-1].strip()
+        elif i == 0:
+            sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z\"(])", para)
+            out["lede"] = " ".join(sentences[:2])
+            if sentences[2:]:
+                out["more"].append(" ".join(sentences[2:]))
+        else:
+            out["more"].append(para)
+    return out
+
+
 @hookimpl
 def extra_template_vars(datasette):
     def cad_title(name: str) -> str:
@@ -122,7 +146,8 @@ def extra_template_vars(datasette):
         return {k: datasette.metadata(k) for k in ("title", "description", "license", "license_url",
                                                    "about", "about_url", "source")}
 
-    return {"cad_lang": cad_lang, "cad_num": cad_num, "cad_title": cad_title, "cad_meta": cad_meta}
+    return {"cad_lang": cad_lang, "cad_num": cad_num, "cad_title": cad_title, "cad_meta": cad_meta,
+            "cad_split": cad_split}
 
 
 async def search_page(datasette, request):

@@ -103,6 +103,8 @@ def table_metadata(resource: dict, schema: Schema, meta: dict, sources: dict | N
         out["facets"] = list(doc["facets"])
     if doc.get("sort"):
         out["sort"] = doc["sort"]
+    if doc.get("label_column"):
+        out["label_column"] = doc["label_column"]
     if doc.get("sort_desc"):
         out["sort_desc"] = doc["sort_desc"]
     return out
