@@ -214,3 +214,43 @@ def test_site_search_finds_french_names_and_aliases(site):
     assert any("stca_additional_protocol" in r["url"] or "Additional Protocol" in r["title"] for r in found)
     html = fetch(site, "/search?q=nothingmatchesthis").text
     assert "Nothing matches" in html
+
+
+# --- 5. totals without SQL -----------------------------------------------------------------
+
+def test_annual_rcmp_totals_view(site):
+    rows = fetch(site, f"/{DB}/rcmp_interceptions_by_year.json?_shape=array&_size=max").json()
+    by = {(r["year"], r["province_code"]): r for r in rows}
+    sums: dict = {}
+    for r in rows_of("rcmp_interceptions"):
+        for key in ((int(r["year"]), r["province_code"]), (int(r["year"]), None)):
+            sums[key] = sums.get(key, 0) + int(r["interceptions"])
+    assert {k: v["interceptions_sum_of_months"] for k, v in by.items()} == sums
+    for r in rows:
+        if r["interceptions_published_total"] is not None:
+            assert r["difference"] == r["interceptions_published_total"] - r["interceptions_sum_of_months"]
+            assert (r["total_check"] == "matches") == (r["difference"] == 0)
+    assert by[(2022, None)]["interceptions_sum_of_months"] == sums[(2022, None)]
+
+
+def test_irregular_crossers_per_year_is_derived_from_year_end_totals(site):
+    rows = fetch(site, f"/{DB}/irb_irregular_crosser_claims_by_year.json?_shape=array").json()
+    totals = {}
+    for r in rows_of("published_totals"):
+        if r["fact_table"] == "irb_irregular_crosser_claims" and r["measure"] == "referred":
+            totals[yaml.safe_load(r["scope"])["period_end"]] = int(r["value"])
+    one = {r["calendar_years"]: r for r in rows}
+    assert one["2019"]["referred"] == totals["2019-12-31"] - totals["2018-12-31"]
+    assert one["2019"]["months_covered"] == 12
+    assert all(r["derivation_note"] for r in rows)
+    assert sum(r["referred"] for r in rows) == totals[max(totals)]
+
+
+def test_claims_by_office_year_adds_up_the_months(site):
+    rows = fetch(site, f"/{DB}/claims_by_office_year.json?_shape=array&year=2022").json()
+    sums: dict = {}
+    for r in rows_of("ircc_claimants_office_province"):
+        if r["year"] == "2022" and r["claimants"] not in ("", "--"):
+            sums[r["office_type"]] = sums.get(r["office_type"], 0) + int(r["claimants"])
+    assert {r["office_type"]: r["claimants_sum_of_rounded"] or 0 for r in rows} == {
+        k: sums.get(k, 0) for k in (r["office_type"] for r in rows)}
