@@ -110,6 +110,8 @@ def search(q: str, limit: int = 50) -> list[tuple]:
 
 @hookimpl
 def startup(datasette):
+    # Globals too, so pages Datasette renders without extra_template_vars (errors) work.
+    datasette.jinja_env.globals.update(cad_lang=cad_lang, cad_num=cad_num)
     _INDEX["conn"] = build_index(datasette)
 
 

@@ -254,3 +254,18 @@ def test_claims_by_office_year_adds_up_the_months(site):
             sums[r["office_type"]] = sums.get(r["office_type"], 0) + int(r["claimants"])
     assert {r["office_type"]: r["claimants_sum_of_rounded"] or 0 for r in rows} == {
         k: sums.get(k, 0) for k in (r["office_type"] for r in rows)}
+
+
+def test_table_search_uses_the_fts_index(site):
+    found = fetch(site, f"/{DB}/events.json?_search=protocol&_shape=array").json()
+    assert "stca_additional_protocol" in {r["event_id"] for r in found}
+    found = fetch(site, f"/{DB}/countries.json?_search=%C3%A9tats-unis&_shape=array").json()
+    assert "USA" in {r["code"] for r in found}
+    found = fetch(site, f"/{DB}/country_aliases.json?_search=america&_shape=array").json()
+    assert "USA" in {r["code"] for r in found}
+    assert 'id="_search"' in fetch(site, f"/{DB}/events").text
+
+
+def test_error_pages_still_render(site):
+    html = fetch(site, f"/{DB}/no_such_table_here", status=404).text
+    assert '<html lang="en">' in html

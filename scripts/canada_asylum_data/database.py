@@ -189,6 +189,7 @@ def build_database(datapackage_dir: Path, db_path: Path, views_path: Path,
                 future.result()
                 _copy_side_table(conn, side, side_path)
             _create_views(conn, views_path)
+            _create_fts(conn, schemas, by_name)
             conn.commit()
         os.replace(tmp, db_path)
     finally:
@@ -297,6 +298,20 @@ def _copy_side_table(conn: sqlite3.Connection, plan: TablePlan, side_path: Path)
     conn.execute(f"INSERT INTO main.[{plan.name}] SELECT * FROM side.[{plan.name}]")
     conn.commit()
     conn.execute("DETACH DATABASE side")
+
+
+def _create_fts(conn: sqlite3.Connection, schemas, resources: dict[str, dict]) -> None:
+    """Full-text search for the tables whose schema lists ``fts`` columns: the FTS5 table
+    sqlite-utils' enable_fts makes (``<table>_fts``, external content, so Datasette's
+    ``_search`` finds it), with accents folded so "etats" finds "États"."""
+    for name, schema in schemas.items():
+        cols = list(schema.doc.get("fts") or [])
+        if not cols or name not in resources:
+            continue
+        col_sql = ", ".join(f"[{c}]" for c in cols)
+        conn.execute(f"CREATE VIRTUAL TABLE [{name}_fts] USING FTS5 ({col_sql}, content=[{name}], "
+                     "tokenize='unicode61 remove_diacritics 2')")
+        conn.execute(f"INSERT INTO [{name}_fts] (rowid, {col_sql}) SELECT rowid, {col_sql} FROM [{name}]")
 
 
 def _create_views(conn: sqlite3.Connection, views_path: Path) -> None:
