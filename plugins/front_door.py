@@ -108,11 +108,79 @@ def search(q: str, limit: int = 50) -> list[tuple]:
         "order by bm25(docs, 0.0, 10.0, 1.0), length(title) limit ?", (fts_query(q), limit)).fetchall()
 
 
+def table_sources(datasette) -> dict:
+    """{table: [(publisher, [vintages])]} for every table with a source_id column."""
+    db = datasette.databases.get(DB)
+    out: dict = {}
+    if db is None:
+        return out
+    src = sqlite3.connect(f"file:{db.path}?mode=ro&immutable=1", uri=True)
+    try:
+        tables = [r[0] for r in src.execute("select name from sqlite_master where type = 'table'")]
+        for t in tables:
+            cols = [r[1] for r in src.execute(f"pragma table_info([{t}])")]
+            if "source_id" not in cols:
+                continue
+            vintage = "t.vintage" if "vintage" in cols else "coalesce(s.vintage, s.published)"
+            rows = src.execute(f"select s.publisher, {vintage} from (select distinct source_id"
+                               f"{', vintage' if 'vintage' in cols else ''} from [{t}]) t "
+                               "join sources s on s.id = t.source_id").fetchall()
+            by_pub: dict = {}
+            for pub, vin in rows:
+                by_pub.setdefault(pub, set()).add(vin or "")
+            out[t] = sorted((pub, sorted(v - {""})) for pub, v in by_pub.items())
+    except sqlite3.Error:
+        pass
+    finally:
+        src.close()
+    return out
+
+
+SHORT_PUBLISHERS = (("Refugee Board", "IRB"), ("Immigration, Refugees and Citizenship", "IRCC"),
+                    ("Border Services", "CBSA"), ("Mounted Police", "RCMP"), ("UNHCR", "UNHCR"))
+
+
+def short_source(sql: str, version: str = "") -> str:
+    """A one-line credit drawn inside a chart (and so in a saved PNG or SVG)."""
+    from canada_asylum_data.metadata import tables_behind
+
+    sources = _INDEX.get("table_sources") or {}
+    names = set()
+    for table in tables_behind(sql, set(sources), _INDEX.get("views") or {}):
+        for pub, _ in sources[table]:
+            names.add(next((short for key, short in SHORT_PUBLISHERS if key in pub), pub))
+    return (f"Source: {', '.join(sorted(names))}" if names else "Source:") + \
+        f" via canada-asylum-data {version}".rstrip()
+
+
+def chart_source(sql: str, version: str = "") -> str:
+    """"Source: ..." line for a chart: the publishers and vintages of the tables its SQL reads."""
+    from canada_asylum_data.metadata import tables_behind, vintage_text
+
+    sources = _INDEX.get("table_sources") or {}
+    views = _INDEX.get("views") or {}
+    by_pub: dict = {}
+    for table in tables_behind(sql, set(sources), views):
+        for pub, vintages in sources[table]:
+            by_pub.setdefault(pub, set()).update(vintages)
+    parts = [f"{pub} ({vintage_text(v)})" if v else pub for pub, v in sorted(by_pub.items())]
+    via = f"via canada-asylum-data{', data version ' + version if version else ''}"
+    return "Source: " + "; ".join(parts) + f"; {via}." if parts else f"Source: {via}."
+
+
 @hookimpl
 def startup(datasette):
     # Globals too, so pages Datasette renders without extra_template_vars (errors) work.
     datasette.jinja_env.globals.update(cad_lang=cad_lang, cad_num=cad_num)
     _INDEX["conn"] = build_index(datasette)
+    _INDEX["table_sources"] = table_sources(datasette)
+    db = datasette.databases.get(DB)
+    if db is not None:
+        src = sqlite3.connect(f"file:{db.path}?mode=ro&immutable=1", uri=True)
+        try:
+            _INDEX["views"] = dict(src.execute("select name, sql from sqlite_master where type = 'view'"))
+        finally:
+            src.close()
 
 
 def cad_split(description: str | None) -> dict:
@@ -148,7 +216,26 @@ def extra_template_vars(datasette):
         return {k: datasette.metadata(k) for k in ("title", "description", "license", "license_url",
                                                    "about", "about_url", "source")}
 
-    return {"cad_lang": cad_lang, "cad_num": cad_num, "cad_title": cad_title, "cad_meta": cad_meta,
+    def version() -> str:
+        return (datasette.metadata("about") or "").split("data version ")[-1]
+
+    def cad_chart_source(sql: str) -> str:
+        return chart_source(sql, version())
+
+    def cad_chart_spec(chart: dict) -> dict:
+        """The chart with its source line as a footer in the drawing, so a saved PNG or SVG
+        carries its attribution."""
+        out = dict(chart)
+        if chart.get("library") == "vega-lite" and chart.get("query"):
+            display = dict(chart.get("display") or {})
+            display.setdefault("title", {"text": short_source(chart["query"], version()), "orient": "bottom",
+                                         "anchor": "start", "fontSize": 10, "fontWeight": "normal",
+                                         "color": "#333", "limit": 280})
+            out["display"] = display
+        return out
+
+    return {"cad_chart_source": cad_chart_source, "cad_chart_spec": cad_chart_spec,
+            "cad_lang": cad_lang, "cad_num": cad_num, "cad_title": cad_title, "cad_meta": cad_meta,
             "cad_split": cad_split}
 
 

@@ -139,15 +139,21 @@ def tables_behind(sql: str, resources: set[str], views: dict[str, str]) -> list[
     """The package tables a view's or query's SQL reads, views expanded into their tables."""
     found: set[str] = set()
     seen: set[str] = set()
+    totals_of: set[str] = set()
     todo = [sql]
     while todo:
-        text = re.sub(r"'(?:[^']|'')*'", "''", todo.pop())  # not words inside string literals
+        raw = todo.pop()
+        # published_totals read for some fact tables only: those tables' sources stand for it
+        totals_of.update(t for t in re.findall(r"fact_table\s*=\s*'(\w+)'", raw) if t in resources)
+        text = re.sub(r"'(?:[^']|'')*'", "''", raw)  # not words inside string literals
         for word in set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text)):
             if word in resources:
                 found.add(word)
             elif word in views and word not in seen:
                 seen.add(word)
                 todo.append(views[word])
+    if "published_totals" in found and totals_of:
+        found = (found - {"published_totals"}) | totals_of
     return sorted(found)
 
 
