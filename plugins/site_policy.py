@@ -33,6 +33,9 @@ from datasette import hookimpl
 from datasette.utils.asgi import Response
 
 ROBOTS = """User-agent: *
+Allow: /-/dashboards/
+Allow: /dictionary
+Allow: /sitemap.xml
 Disallow: /*?sql=
 Disallow: /*&sql=
 Disallow: /*?_facet
@@ -41,6 +44,7 @@ Disallow: /*.csv?
 Disallow: /*.json?
 Disallow: /-/
 Allow: /
+Sitemap: /sitemap.xml
 
 """
 

@@ -269,3 +269,30 @@ def test_table_search_uses_the_fts_index(site):
 def test_error_pages_still_render(site):
     html = fetch(site, f"/{DB}/no_such_table_here", status=404).text
     assert '<html lang="en">' in html
+
+
+# --- 7. discoverable -----------------------------------------------------------------------
+
+def test_citation_file_and_package_identity_agree():
+    import json
+
+    from .conftest import ROOT
+
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text(encoding="utf-8"))
+    package = yaml.safe_load((DATAPACKAGE / "package.yaml").read_text(encoding="utf-8"))
+    desc = json.loads((DATAPACKAGE / "datapackage.json").read_text(encoding="utf-8"))
+    assert cff["cff-version"] == "1.2.0" and cff["type"] == "dataset"
+    assert cff["version"] == package["version"] == desc["version"]
+    assert desc["id"] == package["id"] and desc["created"].startswith(cff["date-released"])
+    assert set(cff["license"]) == {lic["name"] for lic in package["licenses"]}
+
+
+def test_robots_let_crawlers_reach_charts_and_dictionary(site):
+    from urllib.robotparser import RobotFileParser
+
+    text = fetch(site, "/robots.txt").text
+    robots = RobotFileParser()
+    robots.parse(text.splitlines())
+    for path in ("/-/dashboards/journalist", "/dictionary", "/", f"/{DB}/us_claims_by_year"):
+        assert robots.can_fetch("*", "http://example.org" + path), path
+    assert not robots.can_fetch("*", "http://example.org/-/metadata")
