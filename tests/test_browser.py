@@ -245,3 +245,47 @@ def test_site_search_from_the_header(page, server):
     page.wait_for_load_state("networkidle")
     assert "United States / États-Unis (USA)" in page.content()
     clean(page)
+
+
+# --- use from code: the README's examples, run against the served site ------------------------
+
+def _readme_block(marker: str, lang: str) -> str:
+    import re
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    return re.search(rf"<!-- {marker} -->\n```{lang}\n(.*?)```", text, re.S).group(1)
+
+
+def test_readme_python_example_runs_and_is_on_the_dictionary_page(server, tmp_path):
+    import html
+    import re
+
+    code = _readme_block("python-example", "python").replace("http://127.0.0.1:8001", server)
+    page = httpx.get(server + "/dictionary").text
+    shown = html.unescape(re.search(r'<pre class="cad-code cad-python">(.*?)</pre>', page, re.S).group(1))
+    assert shown == code
+    script = tmp_path / "example.py"
+    script.write_text(code, encoding="utf-8")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "IRB RPD rows" in result.stdout and "suppressed 'accepted' cells" in result.stdout
+    # the paging loop read every RCMP row: the yearly sums equal the table's
+    import csv
+
+    with open(ROOT / "datapackage" / "data" / "rcmp_interceptions.csv", newline="", encoding="utf-8") as f:
+        total_2017 = sum(int(r["interceptions"]) for r in csv.DictReader(f) if r["year"] == "2017")
+    assert re.search(rf"^2017\s+{total_2017}$", result.stdout, re.M), result.stdout
+
+
+def test_readme_curl_example_runs(server, tmp_path):
+    import shutil
+
+    if shutil.which("curl") is None:
+        pytest.fail("curl is needed to run the README's curl example")
+    code = _readme_block("curl-example", "bash").replace("http://127.0.0.1:8001", server)
+    result = subprocess.run(["bash", "-e", "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert '"rpd_referred"' in result.stdout and '"country_code": "HTI"' in result.stdout
+    assert (tmp_path / "rcmp_interceptions_by_year.csv").read_text().startswith("year,province_code")
+    assert '"resources"' in (tmp_path / "datapackage.json").read_text()
