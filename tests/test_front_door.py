@@ -296,3 +296,14 @@ def test_robots_let_crawlers_reach_charts_and_dictionary(site):
     for path in ("/-/dashboards/journalist", "/dictionary", "/", f"/{DB}/us_claims_by_year"):
         assert robots.can_fetch("*", "http://example.org" + path), path
     assert not robots.can_fetch("*", "http://example.org/-/metadata")
+
+
+def test_every_chart_has_a_source_line_and_a_data_table(site):
+    html = fetch(site, "/-/dashboards/journalist").text
+    charts = yaml.safe_load((site / "metadata.yml").read_text())["plugins"]["datasette-dashboards"]
+    n = sum(1 for d in charts.values() for c in d["charts"].values() if c.get("library") == "vega-lite")
+    assert html.count('class="cad-chart-source">Source: ') == n
+    assert html.count('<details class="cad-chart-data">') == n
+    assert html.count("<caption>") >= n
+    # the source line is drawn inside each chart too, so a saved image carries it
+    assert html.count('"orient": "bottom"') >= n and "via canada-asylum-data" in html
