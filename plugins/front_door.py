@@ -198,9 +198,10 @@ def cad_split(description: str | None) -> dict:
             out["french"] = para.split(":", 1)[-1].strip()
         elif i == 0:
             sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z\"(])", para)
-            out["lede"] = " ".join(sentences[:2])
-            if sentences[2:]:
-                out["more"].append(" ".join(sentences[2:]))
+            keep = 1 if len(sentences[0]) > 200 else 2  # one long sentence is lede enough
+            out["lede"] = " ".join(sentences[:keep])
+            if sentences[keep:]:
+                out["more"].append(" ".join(sentences[keep:]))
         else:
             out["more"].append(para)
     return out

@@ -124,6 +124,8 @@ def test_unknown_country_names_the_valid_inputs(site):
     assert 'No country matches "ZZZ"' in rows[0]["message"] and "ISO alpha-3" in rows[0]["message"]
     html = fetch(site, f"/{DB}/country_claims_by_year?country=ZZZ").text
     assert 'class="cad-message"' in html and "No country matches" in html and "0 results" not in html
+    assert html.count('class="cad-message"') == 1
+    assert 'class="cad-message"' not in fetch(site, f"/{DB}/country_claims_by_year?country=usa").text
 
 
 def test_year_that_is_not_a_year_is_refused(site):
