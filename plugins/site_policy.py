@@ -53,6 +53,9 @@ from datasette import hookimpl
 from datasette.utils.asgi import Base400, Response
 
 ROBOTS = """User-agent: *
+Allow: /-/dashboards/
+Allow: /dictionary
+Allow: /sitemap.xml
 Disallow: /*?sql=
 Disallow: /*&sql=
 Disallow: /*?_facet
@@ -61,6 +64,7 @@ Disallow: /*.csv?
 Disallow: /*.json?
 Disallow: /-/
 Allow: /
+Sitemap: /sitemap.xml
 
 """
 

@@ -150,3 +150,143 @@ def test_dictionary_page(page, server):
     visit(page, server + "/dictionary", "dictionary")
     assert page.locator("table.rows-and-columns tbody tr").count() > 30
     clean(page)
+
+
+# --- the front door: phone layout, accessibility, search ------------------------------------
+
+AXE = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"
+AXE_PAGES = {
+    "home": "/",
+    "table": "/canada_asylum/irb_rpd_claims",
+    "view": "/canada_asylum/us_claims_by_year",
+    "canned-query": "/canada_asylum/country_claims_by_year?country=ZZZ",
+    "charts": "/-/dashboards/journalist",
+    "dictionary": "/dictionary",
+}
+
+
+@pytest.fixture
+def phone(browser, server):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=1,
+                                  is_mobile=True, has_touch=True)
+    pg = context.new_page()
+    pg.js_errors, pg.outside = [], []
+    pg.on("pageerror", lambda exc: pg.js_errors.append(str(exc)))
+    pg.route("**/*", lambda route: route.continue_() if urlparse(route.request.url).hostname == "127.0.0.1"
+             else (pg.outside.append(route.request.url), route.abort()))
+    yield pg
+    context.close()
+
+
+def first_row_top(page) -> float:
+    return page.evaluate("document.querySelector('table.rows-and-columns tbody tr')"
+                         ".getBoundingClientRect().top + window.scrollY")
+
+
+def test_home_lists_the_us_view_and_charts_before_any_raw_table(page, server):
+    visit(page, server + "/", "home")
+    links = page.eval_on_selector_all(".content a", "els => els.map(e => e.getAttribute('href'))")
+    raw = links.index("/canada_asylum/irb_rpd_claims")
+    assert links.index("/canada_asylum/us_claims_by_year") < raw
+    assert links.index("/-/dashboards/journalist") < raw
+    assert page.locator("section.cad-answer").count() >= 5
+    clean(page)
+
+
+@pytest.mark.parametrize("path,shot", [("/canada_asylum/irb_rpd_claims", "phone-irb-rpd-claims"),
+                                       ("/canada_asylum/us_claims_by_year", "phone-us-claims-by-year")])
+def test_first_data_row_within_1600px_on_a_phone(phone, server, path, shot):
+    visit(phone, server + path, shot)
+    assert first_row_top(phone) <= 1600, first_row_top(phone)
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    clean(phone)
+
+
+def test_first_data_row_high_on_a_desktop(page, server):
+    visit(page, server + "/canada_asylum/us_claims_by_year", "desktop-us-claims-by-year")
+    assert first_row_top(page) <= 1200
+    clean(page)
+
+
+def test_phone_home_and_canned_query(phone, server):
+    visit(phone, server + "/", "phone-home")
+    visit(phone, server + "/canada_asylum/interceptions_by_province?month_from=2024-01", "phone-canned-query")
+    assert "ends in" in phone.locator(".cad-message").inner_text()
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+    clean(phone)
+
+
+def run_axe(page) -> list[dict]:
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate("""async () => {
+        const r = await axe.run(document, {runOnly: {type: 'tag',
+            values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}});
+        return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+            nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}));
+    }""")
+    return [v for v in result if v["impact"] in ("critical", "serious")]
+
+
+@pytest.mark.parametrize("name", list(AXE_PAGES))
+def test_no_critical_or_serious_accessibility_violations(page, server, name):
+    response = page.goto(server + AXE_PAGES[name], wait_until="networkidle")
+    assert response.status == 200
+    if name == "charts":
+        page.wait_for_function("document.querySelectorAll('.vega-embed svg, .vega-embed canvas').length >= 4",
+                               timeout=30000)
+    violations = run_axe(page)
+    assert violations == [], violations
+    assert page.evaluate("document.documentElement.lang") in ("en", "fr")
+
+
+def test_site_search_from_the_header(page, server):
+    page.goto(server + "/canada_asylum/irb_rpd_claims", wait_until="networkidle")
+    page.fill("#cad-site-search", "États-Unis")
+    page.press("#cad-site-search", "Enter")
+    page.wait_for_load_state("networkidle")
+    assert "United States / États-Unis (USA)" in page.content()
+    clean(page)
+
+
+# --- use from code: the README's examples, run against the served site ------------------------
+
+def _readme_block(marker: str, lang: str) -> str:
+    import re
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    return re.search(rf"<!-- {marker} -->\n```{lang}\n(.*?)```", text, re.S).group(1)
+
+
+def test_readme_python_example_runs_and_is_on_the_dictionary_page(server, tmp_path):
+    import html
+    import re
+
+    code = _readme_block("python-example", "python").replace("http://127.0.0.1:8001", server)
+    page = httpx.get(server + "/dictionary").text
+    shown = html.unescape(re.search(r'<pre class="cad-code cad-python">(.*?)</pre>', page, re.S).group(1))
+    assert shown == code
+    script = tmp_path / "example.py"
+    script.write_text(code, encoding="utf-8")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "IRB RPD rows" in result.stdout and "suppressed 'accepted' cells" in result.stdout
+    # the paging loop read every RCMP row: the yearly sums equal the table's
+    import csv
+
+    with open(ROOT / "datapackage" / "data" / "rcmp_interceptions.csv", newline="", encoding="utf-8") as f:
+        total_2017 = sum(int(r["interceptions"]) for r in csv.DictReader(f) if r["year"] == "2017")
+    assert re.search(rf"^2017\s+{total_2017}$", result.stdout, re.M), result.stdout
+
+
+def test_readme_curl_example_runs(server, tmp_path):
+    import shutil
+
+    if shutil.which("curl") is None:
+        pytest.fail("curl is needed to run the README's curl example")
+    code = _readme_block("curl-example", "bash").replace("http://127.0.0.1:8001", server)
+    result = subprocess.run(["bash", "-e", "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert '"rpd_referred"' in result.stdout and '"country_code": "HTI"' in result.stdout
+    assert (tmp_path / "rcmp_interceptions_by_year.csv").read_text().startswith("year,province_code")
+    assert '"resources"' in (tmp_path / "datapackage.json").read_text()

@@ -94,6 +94,7 @@ def build_database(datapackage_dir: Path, db_path: Path, views_path: Path,
                 _load_table(db, datapackage_dir / res["path"], res, keys[res["name"]],
                             schemas.get(res["name"]))
             _create_views(db, views_path)
+            _create_fts(conn, schemas, resources)
             conn.commit()
         finally:
             conn.close()
@@ -168,6 +169,20 @@ def _check_numbers(conn: sqlite3.Connection, name: str, path: Path, numbers: dic
                 raise BuildError(f"table {name} has a value that does not fit its schema "
                                  f"({column} = {value!r} in row {row} is not {kind})", str(path),
                                  "run `canada-asylum-data validate` to find it")
+
+
+def _create_fts(conn: sqlite3.Connection, schemas, resources: dict[str, dict]) -> None:
+    """Full-text search for the tables whose schema lists ``fts`` columns: the FTS5 table
+    sqlite-utils' enable_fts makes (``<table>_fts``, external content, so Datasette's
+    ``_search`` finds it), with accents folded so "etats" finds "États"."""
+    for name, schema in schemas.items():
+        cols = list(schema.doc.get("fts") or [])
+        if not cols or name not in resources:
+            continue
+        col_sql = ", ".join(f"[{c}]" for c in cols)
+        conn.execute(f"CREATE VIRTUAL TABLE [{name}_fts] USING FTS5 ({col_sql}, content=[{name}], "
+                     "tokenize='unicode61 remove_diacritics 2')")
+        conn.execute(f"INSERT INTO [{name}_fts] (rowid, {col_sql}) SELECT rowid, {col_sql} FROM [{name}]")
 
 
 def _create_views(db: sqlite_utils.Database, views_path: Path) -> None:

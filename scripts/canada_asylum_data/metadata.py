@@ -7,6 +7,8 @@ the committed file differs from what would be generated.
 
 from __future__ import annotations
 
+import csv
+import re
 from pathlib import Path
 
 import yaml
@@ -55,30 +57,130 @@ def _source(resource: dict) -> tuple[str, str]:
     return f"{len(srcs)} source files (see the sources table)", srcs[0]["path"]
 
 
-def cite_text(resource: dict, meta: dict, sources: dict) -> str:
-    """"Cite this" text: publisher(s), source title(s) with vintage, package version, table."""
-    used = [sources[p] for p in _source_paths(resource) if p in sources]
-    publishers = sorted({s.publisher for s in used}) or ["canada-asylum-data (compiled reference table)"]
-    vintages = sorted({s.vintage or s.published or s.retrieved or "" for s in used} - {""})
+def vintage_text(vintages) -> str:
+    """"vintage A", "vintages A and B", or "vintages A to B (N vintages)" for more than three."""
+    v = sorted(set(vintages) - {"", None})
+    if not v:
+        return ""
+    if len(v) == 1:
+        return f"vintage {v[0]}"
+    if len(v) <= 3:
+        return f"vintages {', '.join(v[:-1])} and {v[-1]}"
+    return f"vintages {v[0]} to {v[-1]} ({len(v)} vintages)"
+
+
+def row_provenance(datapackage_dir: Path, name: str) -> dict | None:
+    """The source ids and vintages found in the rows of ``data/<name>.csv`` (None for a table
+    without a ``source_id`` column: a compiled reference table)."""
+    path = datapackage_dir / "data" / f"{name}.csv"
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.reader(f)
+            header = next(reader, [])
+            if "source_id" not in header:
+                return None
+            i_src = header.index("source_id")
+            i_vin = header.index("vintage") if "vintage" in header else None
+            ids, vintages = set(), set()
+            for row in reader:
+                ids.add(row[i_src])
+                if i_vin is not None:
+                    vintages.add(row[i_vin])
+    except (OSError, StopIteration):
+        return None
+    return {"ids": sorted(ids - {""}), "vintages": sorted(vintages - {""}),
+            "has_vintage_column": i_vin is not None}
+
+
+def _by_id(sources: dict) -> dict:
+    """Sources by id. A live series keeps one url for all its vintages, so the path index
+    holds only one of them: the ids come from every source record."""
+    return getattr(sources, "by_id", None) or {s.id: s for s in sources.values()}
+
+
+def _table_citation(resource: dict, sources: dict, prov: dict | None) -> tuple[list[str], str, list[str]]:
+    """(publishers, what, vintages) behind one table: from the rows' source_id and vintage
+    columns where the table has them, else from the resource's sources."""
+    by_id = _by_id(sources)
+    if prov is not None:
+        used = [by_id[i] for i in prov["ids"] if i in by_id]
+    else:
+        used = [sources[p] for p in _source_paths(resource) if p in sources]
+    used = sorted({s.id: s for s in used}.values(), key=lambda s: s.id)
+    publishers = sorted({s.publisher for s in used})
+    if prov is not None and prov["has_vintage_column"]:
+        vintages = prov["vintages"]
+    else:
+        vintages = sorted({s.vintage or s.published or s.retrieved or "" for s in used} - {""})
     if len(used) == 1:
         what = f'"{used[0].title}"'
+    elif 1 < len(used) <= 3:
+        what = "; ".join(f'"{s.title}"' for s in used)
     elif used:
-        what = f'{len(used)} source files listed in the sources table'
+        what = (f'{len(used)} source files, "{used[0].title}" to "{used[-1].title}" '
+                "(listed in the sources table)")
     else:
+        what = ""
+    return publishers, what, vintages
+
+
+def cite_text(resource: dict, meta: dict, sources: dict, prov: dict | None = None) -> str:
+    """"Cite this" text: publisher(s), source title(s) with every vintage present in the
+    table's rows, package version, table."""
+    publishers, what, vintages = _table_citation(resource, sources, prov)
+    if not what:
+        publishers = ["canada-asylum-data (compiled reference table)"]
         what = f'"{resource.get("title", resource["name"])}"'
-    if len(vintages) > 3:
-        vint = f", vintages {vintages[0]} to {vintages[-1]}"
-    else:
-        vint = f", vintage {', '.join(vintages)}" if vintages else ""
-    return (f"{'; '.join(publishers)}, {what}{vint}, via canada-asylum-data (data version "
-            f"{meta.get('version')}, table {resource['name']}), accessed YYYY-MM-DD.")
+    vint = vintage_text(vintages)
+    return (f"{'; '.join(publishers)}, {what}{', ' + vint if vint else ''}, via canada-asylum-data "
+            f"(data version {meta.get('version')}, table {resource['name']}), accessed YYYY-MM-DD.")
+
+
+def tables_behind(sql: str, resources: set[str], views: dict[str, str]) -> list[str]:
+    """The package tables a view's or query's SQL reads, views expanded into their tables."""
+    found: set[str] = set()
+    seen: set[str] = set()
+    totals_of: set[str] = set()
+    todo = [sql]
+    while todo:
+        raw = todo.pop()
+        # published_totals read for some fact tables only: those tables' sources stand for it
+        totals_of.update(t for t in re.findall(r"fact_table\s*=\s*'(\w+)'", raw) if t in resources)
+        text = re.sub(r"'(?:[^']|'')*'", "''", raw)  # not words inside string literals
+        for word in set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text)):
+            if word in resources:
+                found.add(word)
+            elif word in views and word not in seen:
+                seen.add(word)
+                todo.append(views[word])
+    if "published_totals" in found and totals_of:
+        found = (found - {"published_totals"}) | totals_of
+    return sorted(found)
+
+
+def derived_cite_text(kind: str, name: str, sql: str, meta: dict, cites: dict[str, tuple],
+                      views: dict[str, str]) -> str:
+    """"Cite this" for a view or canned query: the tables behind it, with their publishers,
+    sources and vintages."""
+    parts = []
+    for table in tables_behind(sql, set(cites), views):
+        publishers, what, vintages = cites[table]
+        if not what:
+            parts.append(f"{table} (compiled reference table)")
+            continue
+        vint = vintage_text(vintages)
+        parts.append(f"{table} ({'; '.join(publishers)}{', ' + vint if vint else ''})")
+    behind = ("; derived from " + "; ".join(parts)) if parts else ""
+    return (f"canada-asylum-data (data version {meta.get('version')}, {kind} {name}){behind}. "
+            "Cite the publishers named here too. Accessed YYYY-MM-DD.")
 
 
 def _source_paths(resource: dict) -> list[str]:
     return [s.get("path", "") for s in resource.get("sources") or []]
 
 
-def table_metadata(resource: dict, schema: Schema, meta: dict, sources: dict | None = None) -> dict:
+def table_metadata(resource: dict, schema: Schema, meta: dict, sources: dict | None = None,
+                   prov: dict | None = None) -> dict:
     doc = schema.doc
     description = resource.get("description", "").strip()
     if doc.get("caveats"):
@@ -89,7 +191,7 @@ def table_metadata(resource: dict, schema: Schema, meta: dict, sources: dict | N
             description += ". " + doc["description_fr"].strip()
     description += "\n\n" + FACET_NOTE
     if sources is not None:
-        description += "\n\nCite this: " + cite_text(resource, meta, sources)
+        description += "\n\nCite this: " + cite_text(resource, meta, sources, prov)
     out: dict = {"title": resource.get("title", resource["name"]), "description": description}
     lic, lic_url = _licence(resource, meta)
     src, src_url = _source(resource)
@@ -104,6 +206,8 @@ def table_metadata(resource: dict, schema: Schema, meta: dict, sources: dict | N
         out["facets"] = list(doc["facets"])
     if doc.get("sort"):
         out["sort"] = doc["sort"]
+    if doc.get("label_column"):
+        out["label_column"] = doc["label_column"]
     if doc.get("sort_desc"):
         out["sort_desc"] = doc["sort_desc"]
     return out
@@ -113,10 +217,17 @@ def load_queries(path: Path) -> list[dict]:
     return load_sql_entries(path, "queries", "canned query")
 
 
+class SourceIndex(dict):
+    """Sources keyed by path, with ``by_id`` holding every record by id."""
+    by_id: dict = {}
+
+
 def _source_index(datapackage_dir: Path) -> dict:
     """Sources keyed by every path a resource may cite (url or archive_url)."""
-    out = {}
-    for s in load_all_sources(datapackage_dir):  # a broken record is a ConfigError, not a lost citation
+    out = SourceIndex()
+    srcs = load_all_sources(datapackage_dir)  # a broken record is a ConfigError, not a lost citation
+    out.by_id = {s.id: s for s in srcs}
+    for s in srcs:
         for path in (s.url, s.archive_url):
             if path:
                 out.setdefault(path, s)
@@ -200,14 +311,18 @@ def generate(datapackage_dir: Path, views_path: Path) -> str:
     schemas = load_schemas(datapackage_dir / "schemas")
     sources = _source_index(datapackage_dir)
     tables = {}
+    cites = {}
     for res in desc["resources"]:
-        tables[res["name"]] = table_metadata(res, schemas[res["name"]], meta, sources)
-    for view in load_views(views_path):
+        prov = row_provenance(datapackage_dir, res["name"])
+        tables[res["name"]] = table_metadata(res, schemas[res["name"]], meta, sources, prov)
+        cites[res["name"]] = _table_citation(res, sources, prov)
+    views = load_views(views_path)
+    view_sql = {v["name"]: v["sql"] for v in views}
+    for view in views:
         entry = {"title": view["title"], "description": view["description"].strip()
                  + ("" if "Facet counts" in view["description"] else "\n\n" + FACET_NOTE)
-                 + f"\n\nCite this: canada-asylum-data (data version {meta.get('version')}, view "
-                 f"{view['name']}), derived from the tables named above; cite their publishers too. "
-                 "Accessed YYYY-MM-DD."}
+                 + "\n\nCite this: " + derived_cite_text("view", view["name"], view["sql"], meta,
+                                                         cites, view_sql)}
         if view.get("facets"):
             entry["facets"] = view["facets"]
         if view.get("columns"):
@@ -215,7 +330,9 @@ def generate(datapackage_dir: Path, views_path: Path) -> str:
         tables[view["name"]] = entry
     queries = {}
     for q in load_queries(datapackage_dir / "queries.yml"):
-        queries[q["name"]] = {"title": q["title"], "description": q["description"].strip(),
+        queries[q["name"]] = {"title": q["title"], "description": q["description"].strip()
+                              + "\n\nCite this: " + derived_cite_text("canned query", q["name"], q["sql"],
+                                                                      meta, cites, view_sql),
                               "sql": q["sql"].strip()}
     lic = meta.get("licenses") or []
     db_description = (meta.get("description", "").strip() + "\n\n" + FACET_NOTE + "\n\n"

@@ -99,6 +99,10 @@ TABLE_SCHEMA = {
         "granularity": {"enum": ["quarter"]},
         # how the change report shows the table: every revised value, or a summary
         "change_report": {"enum": ["values", "summary"]},
+        # columns indexed for full-text search (_search and the site search)
+        "fts": {"type": "array", "items": COLUMN, "minItems": 1, "uniqueItems": True},
+        # the column Datasette shows for a foreign key pointing at this table
+        "label_column": COLUMN,
     },
 }
 COMMON_SCHEMA = {
@@ -292,6 +296,9 @@ def _check_expanded(name: str, doc: dict, path: Path, lines: dict[int, int],
                               "list one referenced column per column")
     need(doc.get("facets") or [], ["facets"], "facets")
     need(doc.get("index") or [], ["index"], "index")
+    need(doc.get("fts") or [], ["fts"], "fts")
+    if doc.get("label_column"):
+        need([doc["label_column"]], ["label_column"], "label_column")
     for key in ("sort", "sort_desc"):
         if doc.get(key):
             need([doc[key]], [key], key)

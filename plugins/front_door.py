@@ -1,0 +1,274 @@
+"""The journalist's front door: language, site search, sitemap and template helpers.
+
+* ``cad_lang(request)``: ``fr`` when the page was asked for with ``?lang=fr``, else ``en``
+  (base.html puts it in ``<html lang>``; the home page and the dictionary switch language).
+* ``cad_num(n, lang)``: a count with thousands separators (a thin space in French).
+* ``cad_title(table)`` / ``cad_meta()``: titles and instance metadata for the home page.
+* ``/search?q=``: one search box on every page. At start-up the reference tables
+  (countries with every alias spelling, definitions, events, sources, categories, and the
+  table and view titles) are read from the immutable database into an in-memory SQLite
+  FTS5 index (accents folded, so ``etats-unis`` finds "États-Unis"); nothing is written to
+  the database file.
+* ``/sitemap.xml``: the home page, charts, dictionary, every table, view and canned query.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import sqlite3
+from urllib.parse import quote
+
+from datasette import hookimpl
+from datasette.utils.asgi import Response
+
+DB = "canada_asylum"
+_INDEX: dict = {"conn": None}
+
+
+def cad_lang(request) -> str:
+    try:
+        return "fr" if request is not None and request.args.get("lang") == "fr" else "en"
+    except AttributeError:
+        return "en"
+
+
+def cad_num(value, lang: str = "en") -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float) and not value.is_integer():
+        text = f"{value:,.1f}"
+    else:
+        text = f"{int(value):,}"
+    return text.replace(",", "\u202f").replace(".", ",") if lang == "fr" else text
+
+
+#: (kind, SQL giving title, body, url path) for the site search.
+DOCUMENTS = [
+    ("country", """select c.name_en || ' / ' || c.name_fr || ' (' || c.code || ')',
+        coalesce((select group_concat(distinct a.label) from country_aliases a where a.code = c.code), ''),
+        '/canada_asylum/countries/' || c.code from countries c"""),
+    ("definition", """select table_name || '.' || measure, counts || ' ' || counted_when || ' '
+        || not_comparable_with || ' ' || unit, '/dictionary#measures' from definitions"""),
+    ("event", """select event_date || ': ' || title_en, title_fr || ' ' || description,
+        '/canada_asylum/events/' || event_id from events"""),
+    ("source", """select title, publisher || ' ' || coalesce(notes, '') || ' ' || coalesce(vintage, ''),
+        '/canada_asylum/sources/' || id from sources"""),
+    ("category", """select category || ': ' || label_en || ' / ' || label_fr,
+        code || ' ' || coalesce(description, ''), '/dictionary#categories' from categories"""),
+]
+
+
+def build_index(datasette) -> sqlite3.Connection:
+    mem = sqlite3.connect(":memory:", check_same_thread=False)
+    mem.execute("create virtual table docs using fts5(kind, title, body, url UNINDEXED, "
+                "tokenize = 'unicode61 remove_diacritics 2')")
+    db = datasette.databases.get(DB)
+    if db is None:
+        return mem
+    src = sqlite3.connect(f"file:{db.path}?mode=ro&immutable=1", uri=True)
+    try:
+        for kind, sql in DOCUMENTS:
+            try:
+                rows = src.execute(sql).fetchall()
+            except sqlite3.Error:
+                continue
+            mem.executemany("insert into docs values (?, ?, ?, ?)",
+                            [(kind, t or "", b or "", u) for t, b, u in rows])
+        names = src.execute("select name, type from sqlite_master where type in ('table', 'view') "
+                            "and name not like '%_fts%' and name not like 'sqlite_%'").fetchall()
+    finally:
+        src.close()
+    for name, kind in names:
+        meta = datasette.table_metadata(DB, name) or {}
+        mem.execute("insert into docs values (?, ?, ?, ?)",
+                    (kind, f"{meta.get('title') or name} ({name})",
+                     (meta.get("description") or "")[:2000], f"/{DB}/{name}"))
+    queries = (datasette.metadata("queries", database=DB) or {})
+    for name, q in queries.items():
+        mem.execute("insert into docs values (?, ?, ?, ?)",
+                    ("canned query", f"{q.get('title') or name} ({name})", q.get("description") or "",
+                     f"/{DB}/{name}"))
+    mem.commit()
+    return mem
+
+
+def fts_query(text: str) -> str:
+    """User text -> an FTS5 query: each word a prefix term, all words required."""
+    words = ["".join(ch for ch in w if ch.isalnum()) for w in text.replace("-", " ").split()]
+    return " ".join(f'"{w}"*' for w in words if w)
+
+
+def search(q: str, limit: int = 50) -> list[tuple]:
+    conn = _INDEX["conn"]
+    if conn is None or not fts_query(q):
+        return []
+    return conn.execute(
+        "select kind, title, snippet(docs, 2, '[', ']', '…', 12), url from docs where docs match ? "
+        "order by bm25(docs, 0.0, 10.0, 1.0), length(title) limit ?", (fts_query(q), limit)).fetchall()
+
+
+def table_sources(datasette) -> dict:
+    """{table: [(publisher, [vintages])]} for every table with a source_id column."""
+    db = datasette.databases.get(DB)
+    out: dict = {}
+    if db is None:
+        return out
+    src = sqlite3.connect(f"file:{db.path}?mode=ro&immutable=1", uri=True)
+    try:
+        tables = [r[0] for r in src.execute("select name from sqlite_master where type = 'table'")]
+        for t in tables:
+            cols = [r[1] for r in src.execute(f"pragma table_info([{t}])")]
+            if "source_id" not in cols:
+                continue
+            vintage = "t.vintage" if "vintage" in cols else "coalesce(s.vintage, s.published)"
+            rows = src.execute(f"select s.publisher, {vintage} from (select distinct source_id"
+                               f"{', vintage' if 'vintage' in cols else ''} from [{t}]) t "
+                               "join sources s on s.id = t.source_id").fetchall()
+            by_pub: dict = {}
+            for pub, vin in rows:
+                by_pub.setdefault(pub, set()).add(vin or "")
+            out[t] = sorted((pub, sorted(v - {""})) for pub, v in by_pub.items())
+    except sqlite3.Error:
+        pass
+    finally:
+        src.close()
+    return out
+
+
+SHORT_PUBLISHERS = (("Refugee Board", "IRB"), ("Immigration, Refugees and Citizenship", "IRCC"),
+                    ("Border Services", "CBSA"), ("Mounted Police", "RCMP"), ("UNHCR", "UNHCR"))
+
+
+def short_source(sql: str, version: str = "") -> str:
+    """A one-line credit drawn inside a chart (and so in a saved PNG or SVG)."""
+    from canada_asylum_data.metadata import tables_behind
+
+    sources = _INDEX.get("table_sources") or {}
+    names = set()
+    for table in tables_behind(sql, set(sources), _INDEX.get("views") or {}):
+        for pub, _ in sources[table]:
+            names.add(next((short for key, short in SHORT_PUBLISHERS if key in pub), pub))
+    return (f"Source: {', '.join(sorted(names))}" if names else "Source:") + \
+        f" via canada-asylum-data {version}".rstrip()
+
+
+def chart_source(sql: str, version: str = "") -> str:
+    """"Source: ..." line for a chart: the publishers and vintages of the tables its SQL reads."""
+    from canada_asylum_data.metadata import tables_behind, vintage_text
+
+    sources = _INDEX.get("table_sources") or {}
+    views = _INDEX.get("views") or {}
+    by_pub: dict = {}
+    for table in tables_behind(sql, set(sources), views):
+        for pub, vintages in sources[table]:
+            by_pub.setdefault(pub, set()).update(vintages)
+    parts = [f"{pub} ({vintage_text(v)})" if v else pub for pub, v in sorted(by_pub.items())]
+    via = f"via canada-asylum-data{', data version ' + version if version else ''}"
+    return "Source: " + "; ".join(parts) + f"; {via}." if parts else f"Source: {via}."
+
+
+@hookimpl
+def startup(datasette):
+    # Globals too, so pages Datasette renders without extra_template_vars (errors) work.
+    datasette.jinja_env.globals.update(cad_lang=cad_lang, cad_num=cad_num)
+    _INDEX["conn"] = build_index(datasette)
+    _INDEX["table_sources"] = table_sources(datasette)
+    db = datasette.databases.get(DB)
+    if db is not None:
+        src = sqlite3.connect(f"file:{db.path}?mode=ro&immutable=1", uri=True)
+        try:
+            _INDEX["views"] = dict(src.execute("select name, sql from sqlite_master where type = 'view'"))
+        finally:
+            src.close()
+
+
+def cad_split(description: str | None) -> dict:
+    """A table or view description -> lede (its first two sentences), the rest of its first
+    paragraph, caveats, French text, notes and the "Cite this" text, so pages can show the
+    lede before the data and the rest behind disclosure elements."""
+    out = {"lede": "", "more": [], "caveats": "", "french": "", "cite": ""}
+    paras = [p.strip() for p in (description or "").split("\n\n") if p.strip()]
+    for i, para in enumerate(paras):
+        if para.startswith("Cite this:"):
+            out["cite"] = para[len("Cite this:"):].strip()
+        elif para.startswith("Caveats:"):
+            out["caveats"] = para[len("Caveats:"):].strip()
+        elif para.startswith("En français"):
+            out["french"] = para.split(":", 1)[-1].strip()
+        elif i == 0:
+            sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z\"(])", para)
+            keep = 1 if len(sentences[0]) > 200 else 2  # one long sentence is lede enough
+            out["lede"] = " ".join(sentences[:keep])
+            if sentences[keep:]:
+                out["more"].append(" ".join(sentences[keep:]))
+        else:
+            out["more"].append(para)
+    return out
+
+
+@hookimpl
+def extra_template_vars(datasette):
+    def cad_title(name: str) -> str:
+        meta = datasette.table_metadata(DB, name) or {}
+        return meta.get("title") or name
+
+    def cad_meta() -> dict:
+        return {k: datasette.metadata(k) for k in ("title", "description", "license", "license_url",
+                                                   "about", "about_url", "source")}
+
+    def version() -> str:
+        return (datasette.metadata("about") or "").split("data version ")[-1]
+
+    def cad_chart_source(sql: str) -> str:
+        return chart_source(sql, version())
+
+    def cad_chart_spec(chart: dict) -> dict:
+        """The chart with its source line as a footer in the drawing, so a saved PNG or SVG
+        carries its attribution."""
+        out = dict(chart)
+        if chart.get("library") == "vega-lite" and chart.get("query"):
+            display = dict(chart.get("display") or {})
+            display.setdefault("title", {"text": short_source(chart["query"], version()), "orient": "bottom",
+                                         "anchor": "start", "fontSize": 10, "fontWeight": "normal",
+                                         "color": "#333", "limit": 280})
+            out["display"] = display
+        return out
+
+    return {"cad_chart_source": cad_chart_source, "cad_chart_spec": cad_chart_spec,
+            "cad_lang": cad_lang, "cad_num": cad_num, "cad_title": cad_title, "cad_meta": cad_meta,
+            "cad_split": cad_split}
+
+
+async def search_page(datasette, request):
+    q = (request.args.get("q") or "").strip()
+    lang = cad_lang(request)
+    results = search(q) if q else []
+    if request.args.get("_format") == "json":
+        return Response.json({"q": q, "results": [
+            {"kind": k, "title": t, "snippet": s, "url": u} for k, t, s, u in results]})
+    return Response.html(await datasette.render_template(
+        "search.html", {"q": q, "results": results, "lang": lang}, request=request))
+
+
+async def sitemap(datasette, request):
+    base = f"{request.scheme}://{request.host}"
+    paths = ["/", "/?lang=fr", "/-/dashboards/journalist", "/dictionary", "/dictionary?lang=fr",
+             f"/{DB}"]
+    db = datasette.databases.get(DB)
+    if db is not None:
+        names = await db.execute("select name from sqlite_master where type in ('table', 'view') "
+                                 "and name not like '%_fts%' and name not like 'sqlite_%' order by type, name")
+        paths += [f"/{DB}/{quote(r[0])}" for r in names.rows]
+    paths += [f"/{DB}/{quote(n)}" for n in (datasette.metadata("queries", database=DB) or {})]
+    body = ('<?xml version="1.0" encoding="UTF-8"?>\n'
+            '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n'
+            + "".join(f"  <url><loc>{html.escape(base + p)}</loc></url>\n" for p in paths)
+            + "</urlset>\n")
+    return Response(body, content_type="application/xml; charset=utf-8",
+                    headers={"Cache-Control": "public, max-age=86400"})
+
+
+@hookimpl
+def register_routes():
+    return [(r"^/search$", search_page), (r"^/sitemap\.xml$", sitemap)]
