@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from .database import load_sql_entries, load_views
-from .errors import ValidationError
+from .errors import ConfigError, ValidationError
 from .package import load_package_meta
 from .paths import DB_NAME
 from .schemas import Schema, load_schemas
@@ -126,75 +126,30 @@ def _source_index(datapackage_dir: Path) -> dict:
     return out
 
 
-DASHBOARDS = {
-    "journalist": {
-        "title": "Asylum claims in Canada: the United States lens",
-        "description": (
-            "Charts drawn from the views in this site. Hover a chart for values; the link "
-            "under each chart opens the SQL behind it. Counts are persons. Suppressed IRB "
-            "cells are shown as their lowest and highest possible values."),
-        "layout": [["us-claims", "us-rates"], ["rcmp-monthly", "rcmp-monthly"],
-                   ["office-type", "office-type"]],
-        "charts": {
-            "us-claims": {
-                "title": "Claims naming the United States: IRB referred vs UNHCR new applications by US citizens",
-                "db": DB, "library": "vega-lite",
-                "query": ("select year, 'IRB RPD referred (country of alleged persecution)' as series, "
-                          "rpd_referred as persons from us_claims_by_year union all "
-                          "select year, 'UNHCR new applications (US citizens)', unhcr_applied_new "
-                          "from us_claims_by_year union all select year, 'IRB RPD finalized', "
-                          "rpd_finalized from us_claims_by_year order by year"),
-                "display": {"mark": {"type": "bar", "tooltip": True},
-                            "encoding": {"x": {"field": "year", "type": "ordinal", "title": "Year"},
-                                         "xOffset": {"field": "series"},
-                                         "y": {"field": "persons", "type": "quantitative", "title": "Persons"},
-                                         "color": {"field": "series", "type": "nominal",
-                                                   "legend": {"orient": "bottom", "columns": 1}}}},
-            },
-            "us-rates": {
-                "title": "IRB acceptance rate, accepted / (accepted + rejected): United States (range where suppressed) vs all countries",
-                "db": DB, "library": "vega-lite",
-                "query": ("select year, us_rate_decided_low_pct as low, us_rate_decided_high_pct as high, "
-                          "all_rate_decided_pct as all_countries from irb_acceptance_us_vs_all order by year"),
-                "display": {"layer": [
-                    {"mark": {"type": "area", "opacity": 0.3, "tooltip": True},
-                     "encoding": {"x": {"field": "year", "type": "ordinal", "title": "Year"},
-                                  "y": {"field": "low", "type": "quantitative", "title": "Percent accepted"},
-                                  "y2": {"field": "high"}}},
-                    {"mark": {"type": "line", "point": True, "color": "black", "tooltip": True},
-                     "encoding": {"x": {"field": "year", "type": "ordinal"},
-                                  "y": {"field": "all_countries", "type": "quantitative"}}}]},
-            },
-            "rcmp-monthly": {
-                "title": "RCMP interceptions between ports of entry, Canada, by month (red line: Additional Protocol, 2023-03-25)",
-                "db": DB, "library": "vega-lite",
-                "query": ("select month || '-15' as month, interceptions_canada, agreement_phase "
-                          "from rcmp_interceptions_monthly order by month"),
-                "display": {"layer": [
-                    {"mark": {"type": "line", "point": False, "tooltip": True},
-                     "encoding": {"x": {"field": "month", "type": "temporal", "title": "Month"},
-                                  "y": {"field": "interceptions_canada", "type": "quantitative",
-                                        "title": "People intercepted"}}},
-                    {"data": {"values": [{"date": "2023-03-25"}]},
-                     "mark": {"type": "rule", "color": "red", "strokeWidth": 2},
-                     "encoding": {"x": {"field": "date", "type": "temporal"}}}]},
-            },
-            "office-type": {
-                "title": "Asylum claimants by office type, Canada, by month (IRCC open data, rounded to 5)",
-                "db": DB, "library": "vega-lite",
-                "query": ("select month || '-15' as month, office_type_en, sum(claimants) as claimants "
-                          "from claims_by_office_month group by month, office_type_en order by month"),
-                "display": {"mark": {"type": "area", "tooltip": True},
-                            "encoding": {"x": {"field": "month", "type": "temporal", "title": "Month"},
-                                         "y": {"field": "claimants", "type": "quantitative", "stack": True,
-                                               "title": "Claimants"},
-                                         "color": {"field": "office_type_en", "type": "nominal",
-                                                   "title": "Office type",
-                                                   "legend": {"orient": "bottom"}}}},
-            },
-        },
-    }
-}
+def load_dashboards(datapackage_dir: Path) -> dict:
+    """The charts (datasette-dashboards) of ``datapackage/dashboards.yml``."""
+    path = datapackage_dir / "dashboards.yml"
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"dashboards file is not valid YAML ({exc})", str(path)) from exc
+    dashboards = (doc or {}).get("dashboards") if isinstance(doc, dict) else None
+    if not isinstance(dashboards, dict):
+        raise ConfigError("dashboards file has no `dashboards:` mapping", str(path))
+    for name, board in dashboards.items():
+        charts = (board or {}).get("charts") or {}
+        for cell in [c for row in board.get("layout") or [] for c in row]:
+            if cell not in charts:
+                raise ConfigError(f"dashboard {name} lays out chart {cell!r} that it does not "
+                                  "define", str(path))
+        for chart, spec in charts.items():
+            missing = [k for k in ("title", "db", "library", "query", "display") if not spec.get(k)]
+            if missing:
+                raise ConfigError(f"chart {chart} of dashboard {name} lacks "
+                                  + ", ".join(missing), str(path))
+    return dashboards
 
 
 def generate(datapackage_dir: Path, views_path: Path) -> str:
@@ -234,7 +189,7 @@ def generate(datapackage_dir: Path, views_path: Path) -> str:
         "about_url": meta.get("homepage"),
         "databases": {DB: {"title": meta.get("title"), "description": db_description,
                            "tables": tables, **({"queries": queries} if queries else {})}},
-        "plugins": {"datasette-dashboards": DASHBOARDS},
+        "plugins": {"datasette-dashboards": load_dashboards(datapackage_dir)},
     }
     return HEADER + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
 
