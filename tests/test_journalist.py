@@ -316,3 +316,33 @@ def test_suppressed_rounded_revised_query(site):
     assert got["unhcr_asylum_decisions"]["values_revised_between_releases"] == revised
     one = get(site, f"/{DB}/suppressed_rounded_revised.json?_shape=array&table=rcmp_interceptions")
     assert [r["table_name"] for r in one] == ["rcmp_interceptions"]
+
+
+def test_served_pages_say_where_series_end(site):
+    """The built database and the generated metadata, served: the end-of-series sentence
+    and the coverage link are on the page a reader opens."""
+    from datasette.app import Datasette
+    from canada_asylum_data.coverage_text import load_coverage, series_sentence
+
+    coverage = load_coverage(site / "datapackage")
+    metadata = yaml.safe_load((site / "metadata.yml").read_text())
+    ds = Datasette(immutables=[str(site / "build" / f"{DB}.db")], metadata=metadata)
+
+    async def page(path):
+        response = await ds.client.get(path)
+        assert response.status_code == 200, path
+        return response.text
+
+    for path, series in ((f"/{DB}/irb_rpd_claims", ["irb_rpd_claims"]),
+                         (f"/{DB}/rcmp_interceptions", ["rcmp_interceptions"]),
+                         (f"/{DB}/us_claims_by_year", ["irb_rpd_claims", "unhcr_asylum_applications"]),
+                         (f"/{DB}/us_claims_by_half_year", ["unhcr_asylum_applications_h1"]),
+                         (f"/{DB}/country_claims_by_year", ["irb_rpd_claims"])):
+        text = asyncio.run(page(path))
+        for s in series:
+            assert series_sentence(s, coverage).replace("'", "&#x27;") in text, (path, s)
+            assert f'href="/{DB}/coverage?series={s}"' in text, (path, s)
+    assert "IRB figures run from 2013 to 2023; 2024-2025 not yet published here" in \
+        asyncio.run(page(f"/{DB}/irb_rpd_claims"))
+    rows = asyncio.run(page(f"/{DB}/coverage.json?series=irb_rpd_claims&_shape=array"))
+    assert '"irb-rpd-2025"' in rows

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from .coverage_text import annotate, annotate_dashboards, load_coverage, series_of
 from .database import load_sql_entries, load_views
 from .errors import ConfigError, ValidationError
 from .package import load_package_meta
@@ -157,10 +158,14 @@ def generate(datapackage_dir: Path, views_path: Path) -> str:
     meta = load_package_meta(datapackage_dir)
     schemas = load_schemas(datapackage_dir / "schemas")
     sources = _source_index(datapackage_dir)
+    coverage = load_coverage(datapackage_dir)  # where each series starts and ends
     tables = {}
     for res in desc["resources"]:
-        tables[res["name"]] = table_metadata(res, schemas[res["name"]], meta, sources)
-    for view in load_views(views_path):
+        tables[res["name"]] = annotate(table_metadata(res, schemas[res["name"]], meta, sources),
+                                       [res["name"]] if res["name"] in coverage else [], coverage)
+    views = load_views(views_path)
+    view_sql = {v["name"]: v["sql"] for v in views}
+    for view in views:
         entry = {"title": view["title"], "description": view["description"].strip()
                  + ("" if "Facet counts" in view["description"] else "\n\n" + FACET_NOTE)
                  + f"\n\nCite this: canada-asylum-data (data version {meta.get('version')}, view "
@@ -170,11 +175,12 @@ def generate(datapackage_dir: Path, views_path: Path) -> str:
             entry["facets"] = view["facets"]
         if view.get("columns"):
             entry["columns"] = view["columns"]
-        tables[view["name"]] = entry
+        tables[view["name"]] = annotate(entry, series_of(view["sql"], view_sql, coverage), coverage)
     queries = {}
     for q in load_queries(datapackage_dir / "queries.yml"):
-        queries[q["name"]] = {"title": q["title"], "description": q["description"].strip(),
-                              "sql": q["sql"].strip()}
+        queries[q["name"]] = annotate({"title": q["title"], "description": q["description"].strip(),
+                                       "sql": q["sql"].strip()},
+                                      series_of(q["sql"], view_sql, coverage), coverage)
     lic = meta.get("licenses") or []
     db_description = (meta.get("description", "").strip() + "\n\n" + FACET_NOTE + "\n\n"
                       + DOWNLOADS + f" Data version {meta.get('version')}.")
@@ -189,7 +195,8 @@ def generate(datapackage_dir: Path, views_path: Path) -> str:
         "about_url": meta.get("homepage"),
         "databases": {DB: {"title": meta.get("title"), "description": db_description,
                            "tables": tables, **({"queries": queries} if queries else {})}},
-        "plugins": {"datasette-dashboards": load_dashboards(datapackage_dir)},
+        "plugins": {"datasette-dashboards": annotate_dashboards(
+            load_dashboards(datapackage_dir), view_sql, coverage)},
     }
     return HEADER + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
 
