@@ -346,3 +346,23 @@ def test_served_pages_say_where_series_end(site):
         asyncio.run(page(f"/{DB}/irb_rpd_claims"))
     rows = asyncio.run(page(f"/{DB}/coverage.json?series=irb_rpd_claims&_shape=array"))
     assert '"irb-rpd-2025"' in rows
+
+
+def test_built_revisions_compare_like_periods_only(site):
+    """On the built database: no first half is a revision of a year, no partial-period IRCC
+    total is compared with a longer one, and the real revisions are there."""
+    rows = get(site, f"/{DB}.json?_shape=array&sql=" + quote(
+        "select table_name, row_key, measure, change, old_value, new_value, old_vintage, "
+        "new_vintage from revisions where table_name like '%_h1' or old_vintage like '%.6.%' "
+        "and json_extract(row_key, '$.year') = cast(substr(old_vintage, 1, 4) as integer) "
+        "or (old_vintage = '2024-02-29' and change = 'changed' and ("
+        "json_extract(row_key, '$.year') = 2024 and json_extract(row_key, '$.month') is null))"))
+    assert rows == []
+    kept = get(site, f"/{DB}.json?_shape=array&sql=" + quote(
+        "select old_value, new_value from revisions where (table_name = "
+        "'ircc_claimants_office_province' and row_key = '{\"published_total\": \"Total / 2023 "
+        "Total\", \"year\": 2023}') or (table_name = 'unhcr_asylum_decisions' and measure = "
+        "'recognized' and json_extract(row_key, '$.origin_code') = 'USA' and "
+        "json_extract(row_key, '$.asylum_code') = 'CAN' and json_extract(row_key, '$.year') = "
+        "2025 and json_extract(row_key, '$.dec_level') = 'FI') order by table_name"))
+    assert [(r["old_value"], r["new_value"]) for r in kept] == [("143795", "143310"), ("1455", "5")]
