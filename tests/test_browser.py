@@ -122,7 +122,7 @@ def test_table_page_with_facets(page, server):
 def test_filtered_us_view(page, server):
     visit(page, server + "/canada_asylum/us_claims_by_year?year__gte=2017", "us-view")
     rows = page.locator("table.rows-and-columns tbody tr")
-    assert rows.count() == 7
+    assert rows.count() == 9  # 2017 to 2025: the view runs to the latest year any source has
     assert "rpd_accepted_low" in page.content()
     clean(page)
 
@@ -290,3 +290,37 @@ def test_readme_curl_example_runs(server, tmp_path):
     assert '"rpd_referred"' in result.stdout and '"country_code": "HTI"' in result.stdout
     assert (tmp_path / "rcmp_interceptions_by_year.csv").read_text().startswith("year,province_code")
     assert '"resources"' in (tmp_path / "datapackage.json").read_text()
+
+
+def _axis_labels(page, chart: str) -> set[str]:
+    selector = f"#chart-{chart} svg text"
+    page.wait_for_function(f"document.querySelectorAll('{selector}').length > 5", timeout=30000)
+    return set(page.eval_on_selector_all(selector, "els => els.map(e => e.textContent)"))
+
+
+def test_us_charts_reach_2025(page, server):
+    visit(page, server + "/-/dashboards/journalist", "charts-us")
+    years = _axis_labels(page, "us-claims")
+    assert {"2013", "2023", "2024", "2025"} <= years, sorted(years)
+    assert "2026" not in years
+    halves = _axis_labels(page, "us-half-years")
+    assert any("2025" in t for t in halves) and any("2023" in t for t in halves), sorted(halves)
+    assert "IRB figures run from 2013 to 2023" in page.content()
+    clean(page)
+
+
+def test_table_pages_say_where_series_end(page, server):
+    for table, sentence in (("irb_rpd_claims", "IRB figures run from 2013 to 2023; 2024-2025 "
+                                               "not yet published here"),
+                            ("rcmp_interceptions", "RCMP figures run from January 2017 to "
+                                                   "December 2023; 2024-2025 not yet published")):
+        visit(page, server + f"/canada_asylum/{table}", f"end-of-series-{table}")
+        block = page.locator(".series-coverage")
+        assert sentence in block.inner_text()
+        link = block.locator(f'a[href="/canada_asylum/coverage?series={table}"]')
+        assert link.count() == 1
+        link.click()
+        page.wait_for_load_state("networkidle")
+        assert f"series={table}" in page.url
+        assert page.locator("table.rows-and-columns tbody tr").count() >= 1
+    clean(page)

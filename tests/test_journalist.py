@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from urllib.parse import quote
 
 from canada_asylum_data.schemas import load_schemas
 
@@ -104,7 +105,17 @@ def test_us_claims_by_year_matches_the_tables(site):
     got = {r["year"]: r for r in get(site, f"/{DB}/us_claims_by_year.json?_shape=array")}
     rpd = {int(r["year"]): r for r in rows_of("irb_rpd_claims") if r["country_code"] == "USA"}
     rad = {int(r["year"]): r for r in rows_of("irb_rad_appeals") if r["country_code"] == "USA"}
-    assert sorted(got) == sorted(set(rpd) | set(rad))
+    irregular = {int(r["period_end"][:4]) for r in rows_of("irb_irregular_crosser_claims")
+                 if r["country_code"] == "USA"}
+    unhcr_years = {int(r["year"]) for t in ("unhcr_asylum_applications", "unhcr_asylum_decisions")
+                   for r in rows_of(t) if r["origin_code"] == "USA" and r["asylum_code"] == "CAN"}
+    first = min(set(rpd) | set(rad))
+    # every year any source has, from the first IRB year: never cut where one source ends
+    assert sorted(got) == sorted(y for y in set(rpd) | set(rad) | irregular | unhcr_years
+                                 if y >= first)
+    assert min(got) == 2013 and max(got) == max(unhcr_years) == 2025 > max(rpd)
+    assert got[2025]["unhcr_applied_new"] == 1927 and got[2024]["unhcr_applied_new"] == 721
+    assert got[2025]["rpd_referred"] is None and got[2025]["rad_filed"] is None
     apps, dec = defaultdict(int), defaultdict(int)
     for r in rows_of("unhcr_asylum_applications"):
         if r["origin_code"] == "USA" and r["asylum_code"] == "CAN" and r["app_pc"] == "P" and r["app_type"] == "N":
@@ -113,6 +124,9 @@ def test_us_claims_by_year_matches_the_tables(site):
         if (r["origin_code"], r["asylum_code"], r["dec_pc"], r["dec_level"]) == ("USA", "CAN", "P", "FI"):
             dec[int(r["year"])] += num(r["recognized"]) or 0
     for year, v in got.items():
+        if year not in rpd:
+            assert all(v[c] is None for c in v if c.startswith("rpd_")), year
+            continue
         r = rpd[year]
         for m in ("referred", "accepted", "rejected", "abandoned", "withdrawn_other", "finalized", "pending"):
             assert v[f"rpd_{m}"] == num(r[m]), (year, m)
@@ -126,6 +140,40 @@ def test_us_claims_by_year_matches_the_tables(site):
     r17 = rpd[2017]
     if got[2017]["rpd_accepted_bounds_method"] == "derived_exact":
         assert got[2017]["rpd_accepted_low"] == num(r17["finalized"]) - sum(num(r17[o]) for o in OUTCOMES[1:])
+
+
+def test_us_claims_by_half_year(site):
+    got = {(r["year"], r["half"]): r for r in get(site, f"/{DB}/us_claims_by_half_year.json?_shape=array")}
+    h1, year = defaultdict(int), defaultdict(int)
+    for table, into in (("unhcr_asylum_applications_h1", h1), ("unhcr_asylum_applications", year)):
+        for r in rows_of(table):
+            if (r["origin_code"], r["asylum_code"], r["app_pc"], r["app_type"]) == ("USA", "CAN", "P", "N"):
+                into[int(r["year"])] += num(r["applied"])
+    assert sorted(got) == sorted((y, h) for y in h1 for h in ("H1", "H2"))
+    for y in h1:
+        first, second = got[(y, "H1")], got[(y, "H2")]
+        assert (first["unhcr_applied_new"], first["figure_basis"]) == (h1[y], "published")
+        assert (second["unhcr_applied_new"], second["figure_basis"]) == (year[y] - h1[y], "derived")
+        assert first["releases"] == f"{y}.6.{1 if y == 2025 else 0}"
+        assert second["releases"] == f"2025.12.1 minus {first['releases']}"
+        assert (first["period_start"], second["period_end"]) == (f"{y}-01-01", f"{y}-12-31")
+    # SOURCES.md: first halves 342, 279, 755; second halves 365, 442, 1,172
+    assert [(got[(y, "H1")]["unhcr_applied_new"], got[(y, "H2")]["unhcr_applied_new"])
+            for y in (2023, 2024, 2025)] == [(342, 365), (279, 442), (755, 1172)]
+
+
+def test_us_charts_reach_the_latest_period(site):
+    meta = yaml.safe_load((site / "metadata.yml").read_text())
+    charts = meta["plugins"]["datasette-dashboards"]["journalist"]["charts"]
+    years = {r["year"] for r in get(site, "/" + DB + ".json?_shape=array&sql="
+                                    + quote(charts["us-claims"]["query"]))
+             if r["persons"] is not None}
+    assert max(years) == 2025 and min(years) == 2013
+    halves = get(site, "/" + DB + ".json?_shape=array&sql=" + quote(charts["us-half-years"]["query"]))
+    assert [(r["half_year"], r["persons"]) for r in halves if r["half_year"].startswith("2024")] \
+        == [("2024 H1", 279), ("2024 H2", 442)]
+    rule = charts["us-half-years"]["display"]["layer"][1]["data"]["values"]
+    assert {"date": "2024-11-05", "event": "US presidential election"} in rule
 
 
 def test_rcmp_monthly_view_and_phase(site):
@@ -167,6 +215,8 @@ def test_us_vs_all_uses_printed_totals(site):
     for r in rows_of("published_totals"):
         if r["fact_table"] == "irb_rpd_claims" and r["label"] == "Total":
             printed[yaml.safe_load(r["scope"])["year"]][r["measure"]] = int(r["value"])
+    us = {int(r["year"]) for r in rows_of("irb_rpd_claims") if r["country_code"] == "USA"}
+    assert sorted(got) == sorted(set(printed) | us)  # years of either side
     for year, t in printed.items():
         assert pct(got[year]["all_rate_decided_pct"], t["accepted"], t["accepted"] + t["rejected"])
         assert pct(got[year]["all_rate_finalized_pct"], t["accepted"], t["finalized"])
@@ -266,3 +316,53 @@ def test_suppressed_rounded_revised_query(site):
     assert got["unhcr_asylum_decisions"]["values_revised_between_releases"] == revised
     one = get(site, f"/{DB}/suppressed_rounded_revised.json?_shape=array&table=rcmp_interceptions")
     assert [r["table_name"] for r in one] == ["rcmp_interceptions"]
+
+
+def test_served_pages_say_where_series_end(site):
+    """The built database and the generated metadata, served: the end-of-series sentence
+    and the coverage link are on the page a reader opens."""
+    from datasette.app import Datasette
+    from canada_asylum_data.coverage_text import load_coverage, series_sentence
+
+    coverage = load_coverage(site / "datapackage")
+    metadata = yaml.safe_load((site / "metadata.yml").read_text())
+    ds = Datasette(immutables=[str(site / "build" / f"{DB}.db")], metadata=metadata)
+
+    async def page(path):
+        response = await ds.client.get(path)
+        assert response.status_code == 200, path
+        return response.text
+
+    for path, series in ((f"/{DB}/irb_rpd_claims", ["irb_rpd_claims"]),
+                         (f"/{DB}/rcmp_interceptions", ["rcmp_interceptions"]),
+                         (f"/{DB}/us_claims_by_year", ["irb_rpd_claims", "unhcr_asylum_applications"]),
+                         (f"/{DB}/us_claims_by_half_year", ["unhcr_asylum_applications_h1"]),
+                         (f"/{DB}/country_claims_by_year", ["irb_rpd_claims"])):
+        text = asyncio.run(page(path))
+        for s in series:
+            assert series_sentence(s, coverage).replace("'", "&#x27;") in text, (path, s)
+            assert f'href="/{DB}/coverage?series={s}"' in text, (path, s)
+    assert "IRB figures run from 2013 to 2023; 2024-2025 not yet published here" in \
+        asyncio.run(page(f"/{DB}/irb_rpd_claims"))
+    rows = asyncio.run(page(f"/{DB}/coverage.json?series=irb_rpd_claims&_shape=array"))
+    assert '"irb-rpd-2025"' in rows
+
+
+def test_built_revisions_compare_like_periods_only(site):
+    """On the built database: no first half is a revision of a year, no partial-period IRCC
+    total is compared with a longer one, and the real revisions are there."""
+    rows = get(site, f"/{DB}.json?_shape=array&sql=" + quote(
+        "select table_name, row_key, measure, change, old_value, new_value, old_vintage, "
+        "new_vintage from revisions where table_name like '%_h1' or old_vintage like '%.6.%' "
+        "and json_extract(row_key, '$.year') = cast(substr(old_vintage, 1, 4) as integer) "
+        "or (old_vintage = '2024-02-29' and change = 'changed' and ("
+        "json_extract(row_key, '$.year') = 2024 and json_extract(row_key, '$.month') is null))"))
+    assert rows == []
+    kept = get(site, f"/{DB}.json?_shape=array&sql=" + quote(
+        "select old_value, new_value from revisions where (table_name = "
+        "'ircc_claimants_office_province' and row_key = '{\"published_total\": \"Total / 2023 "
+        "Total\", \"year\": 2023}') or (table_name = 'unhcr_asylum_decisions' and measure = "
+        "'recognized' and json_extract(row_key, '$.origin_code') = 'USA' and "
+        "json_extract(row_key, '$.asylum_code') = 'CAN' and json_extract(row_key, '$.year') = "
+        "2025 and json_extract(row_key, '$.dec_level') = 'FI') order by table_name"))
+    assert [(r["old_value"], r["new_value"]) for r in kept] == [("143795", "143310"), ("1455", "5")]

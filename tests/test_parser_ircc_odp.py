@@ -22,6 +22,7 @@ from canada_asylum_data.parsers import get_parser
 from canada_asylum_data.parsers.base import Parsed
 from canada_asylum_data.parsers.ircc_odp_xlsx import KINDS, parse
 from canada_asylum_data.provinces import PROVINCES
+from canada_asylum_data.errors import ValidationError
 from canada_asylum_data.revisions import revisions
 from canada_asylum_data.sources import Source, load_sources
 
@@ -348,7 +349,7 @@ def test_office_province_revisions_between_vintages(parsed):
     assert changed and all(r["old_value"] != r["new_value"] for r in changed)
     removed = [r for r in rows if r["change"] == "removed"]
     assert any('"province_code": "XO"' in r["row_key"] for r in removed)
-    assert all(r["new_value"] is None and r["new_locator"] is None for r in removed)
+    assert all(r["new_value"] == "" and r["new_locator"] == "" for r in removed)
     pk = [(r["table_name"], r["row_key"], r["measure"]) for r in rows]
     assert len(pk) == len(set(pk))
 
@@ -376,12 +377,12 @@ def test_revisions_is_generic():
     rows = revisions(old, new, "u", ["year", "origin"], "applied")
     assert [(r["row_key"], r["change"], r["old_value"], r["new_value"]) for r in rows] == [
         ('{"origin": "USA", "year": 2021}', "changed", "7", "8"),
-        ('{"origin": "USA", "year": 2022}', "removed", "3", None),
+        ('{"origin": "USA", "year": 2022}', "removed", "3", ""),
     ]
     assert rows[0]["old_source_id"] == "u-2024" and rows[0]["new_source_id"] == "u-2025"
     assert rows[0]["old_vintage"] == "2024" and rows[0]["new_locator"] == "s2021"
     old.add("u", {"year": 2021, "origin": "USA", "applied": 1, "source_locator": "dup"})
-    with pytest.raises(ValueError, match="not unique"):
+    with pytest.raises(ValidationError, match="same key"):
         revisions(old, new, "u", ["year", "origin"], "applied")
 
 

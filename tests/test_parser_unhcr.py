@@ -21,7 +21,8 @@ from canada_asylum_data.errors import ParseError
 from canada_asylum_data.parsers import unhcr_rda
 from canada_asylum_data.countries import CountryResolver
 from canada_asylum_data.normalize import resolve_countries
-from canada_asylum_data.parsers.unhcr_rda import CODE_LISTS, PRIMARY_KEYS, code_rows
+from canada_asylum_data.parsers.unhcr_rda import CODE_LISTS, code_rows, primary_key
+from canada_asylum_data.schemas import load_schemas
 from canada_asylum_data.parsers.unhcr_rda import parse as parse_raw
 from canada_asylum_data.sources import Source
 
@@ -43,6 +44,11 @@ ROW_COUNTS = {
     "unhcr-asylum-decisions-2025.12.0": 5489,
     "unhcr-asylum-decisions-2025.12.1": 5445,
 }
+#: The five earlier releases (2026-11-27): vintage -> (kind, last year is a first half).
+EARLIER = {"2023.6.0": True, "2023.12.0": False, "2024.6.0": True, "2024.12.0": False,
+           "2025.6.1": True}
+ALL_IDS = set(ROW_COUNTS) | {f"unhcr-asylum-{kind}-{v}" for v in EARLIER
+                             for kind in ("applications", "decisions")}
 KNOWN_CODES = {c.code for c in all_countries()}
 RESOLVER = CountryResolver(ROOT / "datapackage" / "aliases")
 
@@ -112,7 +118,7 @@ def test_real_file_rows_keys_and_codes(parsed, sources, source_id):
     # every origin/asylum code is a known country code (ISO or documented X-code)
     assert {r["origin_code"] for r in rs} | {r["asylum_code"] for r in rs} <= KNOWN_CODES
     # primary key unique
-    pk = PRIMARY_KEYS[table]
+    pk = primary_key(table)
     keys = Counter(tuple(r[k] for k in pk) for r in rs)
     assert keys.most_common(1)[0][1] == 1
     # codes are all in the published code lists; counts are readable integers
@@ -225,7 +231,7 @@ def test_small_cells_are_five(parsed):
 
 
 def _index(rs, table):
-    pk = PRIMARY_KEYS[table]
+    pk = primary_key(table)
     return {tuple(r[k] for k in pk): r for r in rs}
 
 
@@ -272,12 +278,77 @@ def test_revisions_named_in_sources_md(parsed):
     assert (value(fi1, "recognized"), value(fi1, "total_decisions")) == (5, 289)
 
 
+# --- mid-year releases: the first half of their last year -------------------------------
+
+#: SOURCES.md ("Added 2026-11-27"): USA -> Canada new applications in the first half, and
+#: Canada all-origin new applications in the first half, per mid-year release.
+FIRST_HALVES = {"2023.6.0": (2023, 342, 58541), "2024.6.0": (2024, 279, 92675),
+                "2025.6.1": (2025, 755, 58360)}
+
+
+@pytest.mark.parametrize("release", sorted(FIRST_HALVES))
+def test_mid_year_release_first_half_goes_to_h1(parsed, release):
+    year, usa, canada = FIRST_HALVES[release]
+    result = parsed(f"unhcr-asylum-applications-{release}")
+    assert set(result.tables) == {APPS, APPS + "_h1"}
+    h1 = result.tables[APPS + "_h1"]
+    # the release's last year, and only it, is a first half; never in the yearly table
+    assert {r["year"] for r in h1} == {year}
+    assert {r["year"] for r in result.tables[APPS]} == set(range(2000, year))
+    assert {(r["half"], r["period_start"], r["period_end"]) for r in h1} == {
+        ("H1", f"{year}-01-01", f"{year}-06-30")}
+    us_new = [r for r in us_to_can(h1) if r["app_type"] == "N"]
+    assert sum(value(r, "applied") for r in us_new) == usa
+    assert sum(value(r, "applied") for r in h1
+               if r["asylum_code"] == "CAN" and r["app_type"] == "N") == canada
+    pk = primary_key(APPS + "_h1")
+    assert Counter(tuple(r[k] for k in pk) for r in h1).most_common(1)[0][1] == 1
+    decisions = parsed(f"unhcr-asylum-decisions-{release}")
+    assert {r["year"] for r in decisions.tables[DECS + "_h1"]} == {year}
+    assert max(r["year"] for r in decisions.tables[DECS]) == year - 1
+
+
+@pytest.mark.parametrize("release,full_years", [("2023.12.0", {2022: 1133, 2023: 707}),
+                                                ("2024.12.0", {2023: 707, 2024: 721})])
+def test_year_end_releases_are_full_years_only(parsed, release, full_years):
+    result = parsed(f"unhcr-asylum-applications-{release}")
+    assert set(result.tables) == {APPS}
+    for year, expected in full_years.items():
+        assert sum(value(r, "applied") for r in us_to_can(result.tables[APPS])
+                   if r["year"] == year and r["app_type"] == "N") == expected
+
+
+def test_h1_schemas_are_the_yearly_columns_plus_the_half(parsed):
+    schemas = load_schemas(SCHEMAS)
+    for table in (APPS, DECS):
+        year, h1 = schemas[table], schemas[table + "_h1"]
+        assert h1.field_names == ["year", "half", "period_start", "period_end"] + \
+            year.field_names[1:]
+        assert h1.primary_key == ["year", "half"] + year.primary_key[1:]
+        for f in h1.fields:
+            assert f.get("description") and f.get("missing"), f["name"]
+        assert "first half" in h1.doc["description"] and "revision" in h1.doc["caveats"]
+        rows_ = parsed(f"unhcr-asylum-{table.split('_')[-1]}-2025.6.1").tables[table + "_h1"]
+        produced = set(rows_[0]) | ADDED
+        assert set(h1.field_names) <= produced | {"notes"}
+
+
+def test_first_half_option_checks_the_file(tmp_path, real_file):
+    """A record that says mid-year for a year-end file is an error, not a silent mix-up."""
+    source, path = real_file("unhcr-asylum-applications-2024.12.0")
+    wrong = Source(**{**{k: getattr(source, k) for k in source.__dataclass_fields__
+                         if k != "options"}, "vintage": "2025.6.0"},
+                   options={**source.options, "last_year": "first_half"})
+    with pytest.raises(ParseError, match="not the release year 2025"):
+        parse_raw(path, wrong)
+
+
 # --- sources.d and code lists ----------------------------------------------------------
 
 
 def test_sources_fragment_matches_mirror(sources, mirror):
     ours = {k: s for k, s in sources.items() if k.startswith("unhcr-")}
-    assert set(ours) == set(ROW_COUNTS)
+    assert set(ours) == ALL_IDS and len(ours) == 14
     for s in ours.values():
         data = (mirror / s.mirror_path).read_bytes()
         assert hashlib.sha256(data).hexdigest() == s.sha256
@@ -285,7 +356,18 @@ def test_sources_fragment_matches_mirror(sources, mirror):
         assert s.parser == "unhcr_rda"
         assert s.options["vintage_of"] == s.series
         assert s.vintage in s.id and s.vintage in s.mirror_path
-        assert s.archive_url.startswith("https://github.com/PopulationStatistics/refugees/blob/")
+        # url and archive_url both return the .rda at the release's commit (not a page)
+        commit = s.archive_url.split("/")[5]
+        assert len(commit) == 40
+        obj = s.series.removeprefix("unhcr_")
+        assert s.archive_url == (f"https://raw.githubusercontent.com/PopulationStatistics/"
+                                 f"refugees/{commit}/data/{obj}.rda")
+        assert s.url == (f"https://github.com/PopulationStatistics/refugees/raw/{commit}/data/"
+                         f"{obj}.rda")
+        assert s.options["kind"] == "snapshot"
+        mid = s.vintage.split(".")[1] == "6"
+        assert (s.options.get("last_year") == "first_half") == mid
+        assert s.period_end == f"{s.vintage[:4]}-{'06-30' if mid else '12-31'}"
         assert s.licenses[0]["name"] == "CC-BY-4.0"
 
 

@@ -78,7 +78,9 @@ def test_us_rpd_rows_equal_the_source_cells(site, real_file):
 def test_us_claims_view(site):
     status, rows = get_json(site, "/canada_asylum/us_claims_by_year.json?_shape=array")
     assert status == 200
-    assert [r["year"] for r in rows] == list(range(2013, 2024))
+    # to the latest year any source has (UNHCR 2025), not where the IRB's figures end (2023)
+    assert [r["year"] for r in rows] == list(range(2013, 2026))
+    assert rows[-1]["unhcr_applied_new"] == 1927 and rows[-1]["rpd_referred"] is None
     for r in rows:
         if r["rpd_accepted"] is not None and r["rpd_rejected"]:
             expected = round(100.0 * r["rpd_accepted"] / (r["rpd_accepted"] + r["rpd_rejected"]), 1)

@@ -14,6 +14,8 @@ from pathlib import Path
 from .sources import Source
 
 def _period_of(row: dict, table: str, granularities: dict[str, str]) -> str:
+    if row.get("half"):
+        return f"{row['year']}-{row['half']}"
     if "month" in row and row["month"]:
         return str(row["month"])
     if granularities.get(table) == "quarter":
@@ -27,12 +29,16 @@ def _granularity(table: str, periods: set[str], granularities: dict[str, str]) -
     if table in granularities:
         return granularities[table]
     sample = next(iter(periods), "")
+    if "-H" in sample:
+        return "half"
     return "month" if len(sample) == 7 else "year"
 
 
 def _expected(first: str, last: str, granularity: str) -> list[str]:
     if granularity == "year":
         return [str(y) for y in range(int(first), int(last) + 1)]
+    if granularity == "half":  # first halves only (UNHCR publishes no second half)
+        return [f"{y}-H1" for y in range(int(first[:4]), int(last[:4]) + 1)]
     y, m = int(first[:4]), int(first[5:7])
     step = 3 if granularity == "quarter" else 1
     out = []
@@ -48,6 +54,9 @@ def _expected(first: str, last: str, granularity: str) -> list[str]:
 def _bounds(period: str, granularity: str) -> tuple[str, str]:
     if granularity == "year":
         return f"{period}-01-01", f"{period}-12-31"
+    if granularity == "half":
+        return (f"{period[:4]}-01-01", f"{period[:4]}-06-30") if period.endswith("H1") else \
+            (f"{period[:4]}-07-01", f"{period[:4]}-12-31")
     y, m = int(period[:4]), int(period[5:7])
     if granularity == "quarter":
         start = date(y if m > 2 else y - 1, (m - 3) % 12 + 1, 1).isoformat()
@@ -76,22 +85,24 @@ def coverage_rows(sources: list[Source], raw_files: dict[str, Path], tables: dic
         if s.parser == "none":
             continue
         found = by_source.get(s.id, {})
-        if found:
-            for table, periods in sorted(found.items()):
-                gran = _granularity(table, periods, granularities)
-                first, last = min(periods), max(periods)
-                out.append(_row(table, s.id, gran, _bounds(first, gran)[0], _bounds(last, gran)[1],
-                                "present", len(periods), ""))
-        elif s.id in raw_files:
+        for table, periods in sorted(found.items()):
+            gran = _granularity(table, periods, granularities)
+            first, last = min(periods), max(periods)
+            out.append(_row(table, s.id, gran, _bounds(first, gran)[0], _bounds(last, gran)[1],
+                            "present", len(periods), ""))
+        if s.id in raw_files:
             status = "superseded" if s.id not in newest else "present"
-            note = ("older vintage: its values are compared in revisions, facts come from the newest"
+            note = ("an older release: the figures shown come from the newest release; where "
+                    "this one said something else, the revisions table lists both"
                     if status == "superseded" else "file held, no rows read from it")
             for series in s.series.split(","):
+                if series.strip() in found:
+                    continue
                 out.append(_row(series.strip(), s.id, "", s.period_start or "", s.period_end or "",
                                 status, 0, note))
         else:
-            note = ("no copy held (not mirrored): fetch it online to fill this period"
-                    if not s.sha256 else "mirrored copy not fetched: run fetch")
+            note = ("the publisher's file for this period is not held, so its figures are not "
+                    "in this package yet")
             for series in s.series.split(","):
                 out.append(_row(series.strip(), s.id, "", s.period_start or "", s.period_end or "",
                                 "missing", 0, note))
@@ -102,9 +113,10 @@ def coverage_rows(sources: list[Source], raw_files: dict[str, Path], tables: dic
         for period in expected:
             if period not in periods:
                 start, end = _bounds(period, gran)
-                note = ("no cumulative snapshot ending in this quarter is held (the publisher "
-                        "overwrote the page; no archived copy was found)" if gran == "quarter"
-                        else f"no source in the package covers this {gran} of the series")
+                note = ("no figures for this quarter: the publisher replaces its page every "
+                        "quarter and no archived copy of this one was found" if gran == "quarter"
+                        else f"no figures for this {'half year' if gran == 'half' else gran}: "
+                        "none of the publisher's files held here covers it")
                 out.append(_row(table, "", gran, start, end, "missing", 0, note))
     return out
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import yaml
 
+from .coverage_text import annotate, annotate_dashboards, load_coverage, series_of
 from .database import load_sql_entries, load_views
-from .errors import ValidationError
+from .errors import ConfigError, ValidationError
 from .files import atomic_write
 from .package import load_package_meta
 from .package_io import read_descriptor
@@ -234,75 +235,30 @@ def _source_index(datapackage_dir: Path) -> dict:
     return out
 
 
-DASHBOARDS = {
-    "journalist": {
-        "title": "Asylum claims in Canada: the United States lens",
-        "description": (
-            "Charts drawn from the views in this site. Hover a chart for values; the link "
-            "under each chart opens the SQL behind it. Counts are persons. Suppressed IRB "
-            "cells are shown as their lowest and highest possible values."),
-        "layout": [["us-claims", "us-rates"], ["rcmp-monthly", "rcmp-monthly"],
-                   ["office-type", "office-type"]],
-        "charts": {
-            "us-claims": {
-                "title": "Claims naming the United States: IRB referred vs UNHCR new applications by US citizens",
-                "db": DB, "library": "vega-lite",
-                "query": ("select year, 'IRB RPD referred (country of alleged persecution)' as series, "
-                          "rpd_referred as persons from us_claims_by_year union all "
-                          "select year, 'UNHCR new applications (US citizens)', unhcr_applied_new "
-                          "from us_claims_by_year union all select year, 'IRB RPD finalized', "
-                          "rpd_finalized from us_claims_by_year order by year"),
-                "display": {"mark": {"type": "bar", "tooltip": True},
-                            "encoding": {"x": {"field": "year", "type": "ordinal", "title": "Year"},
-                                         "xOffset": {"field": "series"},
-                                         "y": {"field": "persons", "type": "quantitative", "title": "Persons"},
-                                         "color": {"field": "series", "type": "nominal",
-                                                   "legend": {"orient": "bottom", "columns": 1}}}},
-            },
-            "us-rates": {
-                "title": "IRB acceptance rate, accepted / (accepted + rejected): United States (range where suppressed) vs all countries",
-                "db": DB, "library": "vega-lite",
-                "query": ("select year, us_rate_decided_low_pct as low, us_rate_decided_high_pct as high, "
-                          "all_rate_decided_pct as all_countries from irb_acceptance_us_vs_all order by year"),
-                "display": {"layer": [
-                    {"mark": {"type": "area", "opacity": 0.3, "tooltip": True},
-                     "encoding": {"x": {"field": "year", "type": "ordinal", "title": "Year"},
-                                  "y": {"field": "low", "type": "quantitative", "title": "Percent accepted"},
-                                  "y2": {"field": "high"}}},
-                    {"mark": {"type": "line", "point": True, "color": "black", "tooltip": True},
-                     "encoding": {"x": {"field": "year", "type": "ordinal"},
-                                  "y": {"field": "all_countries", "type": "quantitative"}}}]},
-            },
-            "rcmp-monthly": {
-                "title": "RCMP interceptions between ports of entry, Canada, by month (red line: Additional Protocol, 2023-03-25)",
-                "db": DB, "library": "vega-lite",
-                "query": ("select month || '-15' as month, interceptions_canada, agreement_phase "
-                          "from rcmp_interceptions_monthly order by month"),
-                "display": {"layer": [
-                    {"mark": {"type": "line", "point": False, "tooltip": True},
-                     "encoding": {"x": {"field": "month", "type": "temporal", "title": "Month"},
-                                  "y": {"field": "interceptions_canada", "type": "quantitative",
-                                        "title": "People intercepted"}}},
-                    {"data": {"values": [{"date": "2023-03-25"}]},
-                     "mark": {"type": "rule", "color": "red", "strokeWidth": 2},
-                     "encoding": {"x": {"field": "date", "type": "temporal"}}}]},
-            },
-            "office-type": {
-                "title": "Asylum claimants by office type, Canada, by month (IRCC open data, rounded to 5)",
-                "db": DB, "library": "vega-lite",
-                "query": ("select month || '-15' as month, office_type_en, sum(claimants) as claimants "
-                          "from claims_by_office_month group by month, office_type_en order by month"),
-                "display": {"mark": {"type": "area", "tooltip": True},
-                            "encoding": {"x": {"field": "month", "type": "temporal", "title": "Month"},
-                                         "y": {"field": "claimants", "type": "quantitative", "stack": True,
-                                               "title": "Claimants"},
-                                         "color": {"field": "office_type_en", "type": "nominal",
-                                                   "title": "Office type",
-                                                   "legend": {"orient": "bottom"}}}},
-            },
-        },
-    }
-}
+def load_dashboards(datapackage_dir: Path) -> dict:
+    """The charts (datasette-dashboards) of ``datapackage/dashboards.yml``."""
+    path = datapackage_dir / "dashboards.yml"
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"dashboards file is not valid YAML ({exc})", str(path)) from exc
+    dashboards = (doc or {}).get("dashboards") if isinstance(doc, dict) else None
+    if not isinstance(dashboards, dict):
+        raise ConfigError("dashboards file has no `dashboards:` mapping", str(path))
+    for name, board in dashboards.items():
+        charts = (board or {}).get("charts") or {}
+        for cell in [c for row in board.get("layout") or [] for c in row]:
+            if cell not in charts:
+                raise ConfigError(f"dashboard {name} lays out chart {cell!r} that it does not "
+                                  "define", str(path))
+        for chart, spec in charts.items():
+            missing = [k for k in ("title", "db", "library", "query", "display") if not spec.get(k)]
+            if missing:
+                raise ConfigError(f"chart {chart} of dashboard {name} lacks "
+                                  + ", ".join(missing), str(path))
+    return dashboards
 
 
 def generate(datapackage_dir: Path, views_path: Path) -> str:
@@ -310,11 +266,13 @@ def generate(datapackage_dir: Path, views_path: Path) -> str:
     meta = load_package_meta(datapackage_dir)
     schemas = load_schemas(datapackage_dir / "schemas")
     sources = _source_index(datapackage_dir)
+    coverage = load_coverage(datapackage_dir)  # where each series starts and ends
     tables = {}
     cites = {}
     for res in desc["resources"]:
         prov = row_provenance(datapackage_dir, res["name"])
-        tables[res["name"]] = table_metadata(res, schemas[res["name"]], meta, sources, prov)
+        tables[res["name"]] = annotate(table_metadata(res, schemas[res["name"]], meta, sources, prov),
+                                       [res["name"]] if res["name"] in coverage else [], coverage)
         cites[res["name"]] = _table_citation(res, sources, prov)
     views = load_views(views_path)
     view_sql = {v["name"]: v["sql"] for v in views}
@@ -327,13 +285,15 @@ def generate(datapackage_dir: Path, views_path: Path) -> str:
             entry["facets"] = view["facets"]
         if view.get("columns"):
             entry["columns"] = view["columns"]
-        tables[view["name"]] = entry
+        tables[view["name"]] = annotate(entry, series_of(view["sql"], view_sql, coverage), coverage)
     queries = {}
     for q in load_queries(datapackage_dir / "queries.yml"):
-        queries[q["name"]] = {"title": q["title"], "description": q["description"].strip()
-                              + "\n\nCite this: " + derived_cite_text("canned query", q["name"], q["sql"],
-                                                                      meta, cites, view_sql),
-                              "sql": q["sql"].strip()}
+        queries[q["name"]] = annotate(
+            {"title": q["title"], "description": q["description"].strip()
+             + "\n\nCite this: " + derived_cite_text("canned query", q["name"], q["sql"], meta, cites,
+                                                     view_sql),
+             "sql": q["sql"].strip()},
+            series_of(q["sql"], view_sql, coverage), coverage)
     lic = meta.get("licenses") or []
     db_description = (meta.get("description", "").strip() + "\n\n" + FACET_NOTE + "\n\n"
                       + DOWNLOADS + f" Data version {meta.get('version')}.")
@@ -348,7 +308,8 @@ def generate(datapackage_dir: Path, views_path: Path) -> str:
         "about_url": meta.get("homepage"),
         "databases": {DB: {"title": meta.get("title"), "description": db_description,
                            "tables": tables, **({"queries": queries} if queries else {})}},
-        "plugins": {"datasette-dashboards": DASHBOARDS},
+        "plugins": {"datasette-dashboards": annotate_dashboards(
+            load_dashboards(datapackage_dir), view_sql, coverage)},
     }
     return HEADER + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
 

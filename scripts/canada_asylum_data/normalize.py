@@ -3,8 +3,10 @@
 What this stage adds to the parsers' rows, the same way for every source:
 ``source_id``, ``vintage``, ``country_code`` (through ``country_aliases``),
 ``suppressed_measures`` and notes from unreadable cells; printed totals become
-``published_totals`` rows; where a series has several vintages, the newest feeds the fact
-tables and every differing value goes to ``revisions``. Reference tables (countries,
+``published_totals`` rows; where a series has several vintages, each period comes from the
+newest vintage that covers it (so the first half of a year comes from that year's mid-year
+release, the full years from the newest release) and every value that differs between
+consecutive vintages for the same period goes to ``revisions``. Reference tables (countries,
 provinces, country_aliases, sources, coverage) are derived here too.
 """
 
@@ -29,7 +31,7 @@ from .parsers import NO_PARSER, Parsed, get_module, parser_reference_tables
 from .progress import SILENT, Progress
 from .provinces import PROVINCES
 from .sources import Source
-from .vintages import compare_vintages, vintage_cells
+from .revisions import compare_vintages, period_of, vintage_cells, vintage_order
 from .reference import reference_tables
 
 #: (printed label column, code column). The code column is filled from the label; where a
@@ -234,25 +236,29 @@ def normalize(sources: list[Source], raw_files: dict[str, Path], datapackage_dir
 
     newest: set[str] = set()
     revision_rows: list[dict] = []
+    published: dict[str, dict[str, list[dict]]] = {}  # source id -> table -> rows published
     for key, members in groups.items():
-        members.sort(key=lambda s: (prepared[s.id].vintage or "", s.id))
+        members.sort(key=lambda s: (vintage_order(prepared[s.id].vintage), s.id))
         newest.add(members[-1].id)
         for old, new in zip(members, members[1:]):
             a, b = prepared[old.id], prepared[new.id]
-            revision_rows += compare_vintages(old, a.cells, a.vintage, new, b.cells, b.vintage)
+            revision_rows += compare_vintages(old.id, a.cells, a.vintage, new.id, b.cells,
+                                              b.vintage)
+        published.update(_newest_per_period([prepared[s.id] for s in members]))
 
     tables: dict[str, list[dict]] = defaultdict(list)
     totals: list[dict] = []
     used: dict = {}
     for source in todo:
-        if source.id not in newest:
-            continue
         result = prepared[source.id]
+        if source.id not in newest and not published.get(source.id):
+            continue
         if result.error is not None:
             raise result.error
-        for table, rows in result.tables.items():
+        for table, rows in published[source.id].items():
             tables[table] += rows
-        totals += result.totals
+        if source.id in newest:
+            totals += result.totals
         used.update(result.used)
 
     tables["published_totals"] = totals
@@ -276,6 +282,26 @@ def normalize(sources: list[Source], raw_files: dict[str, Path], datapackage_dir
                      if s.granularity}
     tables["coverage"] = coverage_rows(sources, raw_files, tables, newest, granularities)
     return Normalized(dict(tables))
+
+
+def _newest_per_period(members: list[Prepared]) -> dict[str, dict[str, list[dict]]]:
+    """The rows each vintage of one series publishes (members oldest first): every table's
+    rows for a period come from the newest vintage that has that period in that table. With
+    UNHCR, the full years come from the newest release and each first half (a table of its
+    own) from the mid-year release of that year; an older vintage adds nothing for a period
+    a newer one covers, even where the newer one dropped a row (that is a revision)."""
+    out: dict[str, dict[str, list[dict]]] = {}
+    covered: dict[str, set] = defaultdict(set)
+    for result in reversed(members):
+        mine: dict[str, list[dict]] = {}
+        for table, rows in result.tables.items():
+            periods = {period_of(r) for r in rows}
+            keep = [r for r in rows if period_of(r) not in covered[table]]
+            if keep:
+                mine[table] = keep
+            covered[table] |= periods
+        out[result.source_id] = mine
+    return out
 
 
 def source_row(s: Source) -> dict:

@@ -28,7 +28,10 @@ import lzma
 import zlib
 from pathlib import Path
 
+from functools import lru_cache
+
 from ..cells import clean_text, read_count
+from ..errors import ConfigError
 from .base import Parsed, fail, read_bytes
 from ..limits import MB, Limits
 
@@ -65,13 +68,24 @@ LAYOUTS: dict[str, dict] = {
     },
 }
 
-#: Primary key of each table (checked here: a duplicate is a layout change upstream).
-PRIMARY_KEYS = {
-    "unhcr_asylum_applications": ("year", "origin_code", "asylum_code", "procedure_type",
-                                  "app_type", "dec_level", "app_pc"),
-    "unhcr_asylum_decisions": ("year", "origin_code", "asylum_code", "procedure_type",
-                               "dec_level", "dec_pc"),
-}
+#: Option of the mid-year releases (``YYYY.6.x``): their last year holds January-June only.
+FIRST_HALF = "first_half"
+#: Table of the first halves of a yearly table (same columns plus the half-year columns).
+H1_SUFFIX = "_h1"
+
+
+@lru_cache(maxsize=None)
+def primary_key(table: str) -> tuple[str, ...]:
+    """The table's primary key, as its schema in datapackage/schemas/ declares it."""
+    from ..schemas import load_schemas
+
+    schema_dir = Path(__file__).resolve().parents[3] / "datapackage" / "schemas"
+    schemas = load_schemas(schema_dir)
+    if table not in schemas or not schemas[table].primary_key:
+        raise ConfigError(f"no schema with a primary key for table {table!r}", str(schema_dir),
+                          f"add datapackage/schemas/{table}.yaml")
+    return tuple(schemas[table].primary_key)
+
 
 _DOC = ("UNHCR, refugees R package documentation of asylum_applications / asylum_decisions "
         "(https://github.com/PopulationStatistics/refugees, man/asylum_applications.Rd)")
@@ -138,6 +152,9 @@ CODE_LISTS: dict[str, dict[str, dict[str, str]]] = {
         "BL": _undocumented(),
         "TP": _undocumented(),
         "TR": _undocumented(),
+        "0": _undocumented("Appears once, in the mid-year release 2023.6.0 (Türkiye -> Canada, "
+                           "first half of 2023, application type R, 5 persons); no later release "
+                           "uses it. Kept as published."),
     },
     "app_pc": {
         "P": {"label_en": "Persons", "label_fr": "Personnes",
@@ -245,6 +262,26 @@ def _components_note(row: dict) -> str | None:
             f"otherwise_closed = {sum(parts)}, not total_decisions {total}")
 
 
+def _first_half_year(source, frame) -> int | None:
+    """The year whose rows cover January-June only: the last year of a mid-year release
+    (option ``last_year: first_half``), which must be the release's year and the file's
+    last year; None for a year-end release."""
+    if source.options.get("last_year") != FIRST_HALF:
+        return None
+    release = str(source.vintage or "")
+    head = release.split(".")[0]
+    if not head.isdigit() or release.split(".")[1:2] != ["6"]:
+        raise fail(source, "sources.d record",
+                   f"option last_year: {FIRST_HALF} needs a mid-year release vintage YYYY.6.x, "
+                   f"not {release!r}")
+    last = int(frame["year"].max())
+    if last != int(head):
+        raise fail(source, f"{source.mirror_name} column year",
+                   f"the last year in the file is {last}, not the release year {head}: the "
+                   "file is not the mid-year release its record says")
+    return last
+
+
 def parse(path: Path, source) -> Parsed:
     layout = LAYOUTS.get(source.series)
     if layout is None:
@@ -260,8 +297,8 @@ def parse(path: Path, source) -> Parsed:
     sub = frame.iloc[positions]
     columns = list(sub.columns)
     parsed = Parsed(file_facts={"vintage": source.vintage} if source.vintage else {})
+    half_year = _first_half_year(source, frame)
     seen: dict[tuple, str] = {}
-    pk = PRIMARY_KEYS[table]
     for pos, values in zip(positions, sub.itertuples(index=False, name=None)):
         rec = dict(zip(columns, values))
         locator = f"{name} row {pos + 1}"
@@ -269,6 +306,12 @@ def parse(path: Path, source) -> Parsed:
         if not isinstance(year, (int, float)) or not math.isfinite(year) or year % 1:
             raise fail(source, f"{locator} column year", f"year {year!r} is not a whole number")
         row: dict = {"year": int(year)}
+        target = table
+        if row["year"] == half_year:
+            # A mid-year release: its last year is January-June, a period of its own.
+            target = table + H1_SUFFIX
+            row.update(half="H1", period_start=f"{half_year}-01-01",
+                       period_end=f"{half_year}-06-30")
         # UNHCR's own codes (UNK, TIB, ...): normalize resolves them to ours through
         # country_aliases, falling back to the printed name.
         row["origin_code"] = clean_text(rec["coo_iso"])
@@ -291,11 +334,13 @@ def parse(path: Path, source) -> Parsed:
             if note:
                 row["notes"] = note
         row["source_locator"] = locator
-        key = tuple(row[k] for k in pk)
+        pk = primary_key(target)
+        key = (target, *(row[k] for k in pk))
         if key in seen:
-            raise fail(source, locator, f"duplicate key {dict(zip(pk, key))} (also at {seen[key]})")
+            raise fail(source, locator,
+                       f"duplicate key {dict(zip(pk, key[1:]))} in {target} (also at {seen[key]})")
         seen[key] = locator
-        parsed.add(table, row)
+        parsed.add(target, row)
     if not positions.size:
         raise fail(source, f"{path.name} data.frame {name!r}",
                    f"no rows with coa_iso {ASYLUM_KEPT} or coo_iso {ORIGIN_KEPT}")
