@@ -87,9 +87,9 @@ def any_table(client) -> str:
 def test_database_is_immutable_and_limits_are_set(served):
     client, root = served
     from canada_asylum_data.paths import Paths
-    from canada_asylum_data.serve import datasette_command
+    from canada_asylum_data.site import describe, serve_command
 
-    cmd = datasette_command(Paths(root), "127.0.0.1", 8001)
+    cmd = serve_command(describe(Paths(root)), "127.0.0.1", 8001)
     assert cmd[cmd.index("-i") + 1].endswith("canada_asylum.db")  # -i: immutable, opened read-only
     # /-/databases shows the absolute database path: not public
     assert client.get("/-/databases.json").status_code == 404
