@@ -99,7 +99,8 @@ def do_fetch(paths: Paths, mirror: Path | None, online: bool, progress: Progress
     sources = load_all_sources(paths.datapackage)
     where = _mirror(paths, mirror, online)
     progress.say(f"fetch: {'from mirror ' + str(where) if where else 'downloading from the publishers'}")
-    results = fetch_all(sources, paths.raw, mirror=where, progress=progress, only=only)
+    results = fetch_all(sources, paths.raw, mirror=where, progress=progress, only=only,
+                        records_dir=paths.datapackage / "sources.d")
     return sources, results
 
 
