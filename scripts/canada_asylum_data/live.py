@@ -43,8 +43,10 @@ RECORD_PREFIX = "vintage_"
 
 def known_vintages(live: Source, sources: list[Source]) -> list[Source]:
     """Snapshot records that are versions of this live series."""
+    group = live.options.get("new_vintage_of")
     return [s for s in sources if not s.live and s.sha256
-            and (s.options.get("live_series") == live.id or s.url == live.url)]
+            and (s.options.get("live_series") == live.id or s.url == live.url
+                 or (group and s.options.get("vintage_of") == group))]
 
 
 def _slug(text: str) -> str:
