@@ -131,6 +131,10 @@ class DeadlineExceeded(SourceError):
     pass
 
 
+class NotPublished(SourceError):
+    """Every url answered 404/410: the file is not (or no longer) published there."""
+
+
 @dataclass
 class Fetched:
     source_id: str
@@ -297,6 +301,7 @@ def download_to(source: Source, dest_dir: Path, urls: list[tuple[str, str]],
     own = client is None
     client = client or _client()
     errors: list[str] = []
+    not_found: list[str] = []
     limit = max_bytes if max_bytes is not None else max_download_bytes(source)
     ends_at = time.monotonic() + deadline_seconds()
     try:
@@ -325,6 +330,8 @@ def download_to(source: Source, dest_dir: Path, urls: list[tuple[str, str]],
                     break
                 except httpx.HTTPError as exc:
                     errors.append(f"{url}: {type(exc).__name__}: {exc}")
+                    if isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code in (404, 410):
+                        not_found.append(url)
                     if not _retryable(exc) or attempt == retries:
                         break
                     pause = min(delay, max(0.0, ends_at - time.monotonic()))
@@ -336,9 +343,11 @@ def download_to(source: Source, dest_dir: Path, urls: list[tuple[str, str]],
     finally:
         if own:
             client.close()
-    raise SourceError(f"could not download source {source.id}", "; ".join(errors) or "no url",
-                      "check the network and the urls in datapackage/sources.d/, or fetch from a "
-                      "mirror with --mirror DIR")
+    tried = [u for _, u in urls if u]
+    cls = NotPublished if tried and len(not_found) == len(tried) else SourceError
+    raise cls(f"could not download source {source.id}", "; ".join(errors) or "no url",
+              "check the network and the urls in datapackage/sources.d/, or fetch from a "
+              "mirror with --mirror DIR")
 
 
 def download(source: Source, raw_dir: Path, client: httpx.Client | None = None,
@@ -368,7 +377,7 @@ def fetch_all(sources: list[Source], raw_dir: Path, mirror: Path | None = None,
     online, downloaded. Live series (online only, i.e. without a mirror unless ``online``):
     downloaded and handed to :func:`live.take_vintage`, which writes a new vintage record in
     ``records_dir`` (datapackage/sources.d/) when the bytes match no known vintage."""
-    from .live import take_vintage
+    from .live import known_vintages, take_vintage
 
     online = (mirror is None) if online is None else online
     raw_dir.mkdir(parents=True, exist_ok=True)
@@ -384,14 +393,24 @@ def fetch_all(sources: list[Source], raw_dir: Path, mirror: Path | None = None,
                     results.append(Fetched(source.id, None, "missing",
                                            note="live series: fetched online only"))
                     continue
-                results.append(take_vintage(source, sources, raw_dir, records_dir, client=client,
-                                            progress=progress))
+                try:
+                    results.append(take_vintage(source, sources, raw_dir, records_dir,
+                                                client=client, progress=progress))
+                except NotPublished as exc:
+                    if known_vintages(source, sources):
+                        raise  # it was published there: the publisher moved or removed it
+                    results.append(_not_published(source, exc))
             elif _is_current(source, final):
                 results.append(Fetched(source.id, final, "cached", source.sha256, source.bytes))
             elif mirror is not None and source.mirror_path and mirror_file(source, mirror).is_file():
                 results.append(copy_from_mirror(source, mirror, raw_dir))
             elif online and (source.url or source.archive_url):
-                results.append(download(source, raw_dir, client=client, progress=progress))
+                try:
+                    results.append(download(source, raw_dir, client=client, progress=progress))
+                except NotPublished as exc:
+                    if source.sha256:
+                        raise  # a file the package was built from is gone: say so
+                    results.append(_not_published(source, exc))
             elif mirror is not None:
                 results.append(copy_from_mirror(source, mirror, raw_dir))
             else:
@@ -401,6 +420,12 @@ def fetch_all(sources: list[Source], raw_dir: Path, mirror: Path | None = None,
             client.close()
     _write_log(raw_dir, results)
     return results
+
+
+def _not_published(source: Source, exc: SourceError) -> Fetched:
+    """A source never held whose urls all answer 404/410 (e.g. next year's IRB page) stays
+    missing (coverage says so); any other failure stops the fetch."""
+    return Fetched(source.id, None, "missing", note=f"not published yet (404/410): {exc.where}")
 
 
 def _write_log(raw_dir: Path, results: list[Fetched]) -> None:
