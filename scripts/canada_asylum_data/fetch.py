@@ -394,8 +394,11 @@ def fetch_all(sources: list[Source], raw_dir: Path, mirror: Path | None = None,
                                            note="live series: fetched online only"))
                     continue
                 try:
-                    results.append(take_vintage(source, sources, raw_dir, records_dir,
-                                                client=client, progress=progress))
+                    got = take_vintage(source, sources, raw_dir, records_dir, client=client,
+                                       progress=progress)
+                    results.append(got)
+                    if got.how == "new-vintage":
+                        progress.say(f"fetch: {source.id}: {got.note}")
                 except NotPublished as exc:
                     if known_vintages(source, sources):
                         raise  # it was published there: the publisher moved or removed it
