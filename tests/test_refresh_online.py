@@ -168,3 +168,30 @@ def test_refresh_keeps_up_with_live_series(scenario):
     assert "Traceback" not in result.output
     assert _state(root) == before
     _no_snapshot_requested(server, held, live_paths)
+
+
+def test_reissued_cumulative_table_becomes_a_newer_vintage_of_the_held_one(mirror, tmp_path):
+    """The irregular-crosser page keeps its versions side by side (one per quarter); a page
+    re-issued for a quarter already held supersedes that snapshot instead of duplicating it."""
+    import dataclasses
+
+    import httpx
+
+    from canada_asylum_data.live import take_vintage
+
+    sources = load_all_sources(ROOT / "datapackage")
+    live = next(s for s in sources if s.id == "irb-irregular-current")
+    held = next(s for s in sources if s.id == "irb-irregular-2024-03")
+    page = (mirror / held.mirror_path).read_bytes().replace(b">2024-05-22<", b">2024-06-03<")
+    with Server() as server:
+        server.routes["/irregular"] = Reply(page)
+        url = server.base + "/irregular"
+        moved = [dataclasses.replace(s, url=url) if s.url == live.url else s for s in sources]
+        live = dataclasses.replace(live, url=url)
+        with httpx.Client() as client:
+            got = take_vintage(live, moved, tmp_path / "raw", tmp_path / "sources.d", client=client)
+    assert got.how == "new-vintage"
+    (record_file,) = (tmp_path / "sources.d").glob("vintage_*.yml")
+    rec = yaml.safe_load(record_file.read_text(encoding="utf-8"))["sources"][0]
+    assert rec["id"] == "irb-irregular-current-2024-06-03"
+    assert rec["period_end"] == "2024-03-31" and rec["options"]["vintage_of"] == "irb-irregular-2024-03"

@@ -161,8 +161,10 @@ def _verify(source: Source, path: Path, origin: str) -> tuple[str, int]:
 
 
 def _is_current(source: Source, path: Path) -> bool:
-    if not path.is_file() or source.sha256 is None:
+    if not path.is_file():
         return False
+    if source.sha256 is None:  # a snapshot fetched once without a checksum on record: held
+        return not source.live
     return path.stat().st_size == (source.bytes or path.stat().st_size) and sha256_of(path) == source.sha256
 
 

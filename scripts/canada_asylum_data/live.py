@@ -114,6 +114,7 @@ def take_vintage(live: Source, sources: list[Source], raw_dir: Path, records_dir
     if records_dir is None:
         raise ConfigError(f"live series {live.id} needs the sources.d folder to record vintages",
                           "fetch", "call fetch_all with records_dir=datapackage/sources.d")
+    raw_dir.mkdir(parents=True, exist_ok=True)
     known = known_vintages(live, sources)
     cap = max_download_bytes(live, [k.bytes for k in known if k.bytes])
     tmp, _, url = download_to(live, raw_dir, [("download", live.url)], client, progress,
@@ -149,6 +150,15 @@ def take_vintage(live: Source, sources: list[Source], raw_dir: Path, records_dir
             live, digest, size, str(vintage or retrieved),
             "read from the file" if vintage else "the retrieval date (the file states none)",
             retrieved, [k.id for k in known], ids)
+        starts, ends = _periods(parsed)
+        if ends:
+            record["period_start"], record["period_end"] = min(starts or ends), max(ends)
+            same_period = [k for k in known if k.period_end in ends]
+            if same_period and not live.options.get("new_vintage_of"):
+                # a re-issue of a table already held (same period): a newer vintage of it,
+                # so the newest supersedes it and the differences go to revisions
+                old = max(same_period, key=lambda k: k.vintage or "")
+                record.setdefault("options", {})["vintage_of"] = old.options.get("vintage_of") or old.id
         records_dir.mkdir(parents=True, exist_ok=True)
         target = records_dir / f"{RECORD_PREFIX}{record['id']}.yml"
         fd, part = tempfile.mkstemp(prefix=f".{record['id']}.", suffix=".part", dir=records_dir)
@@ -165,6 +175,19 @@ def take_vintage(live: Source, sources: list[Source], raw_dir: Path, records_dir
                        note=f"new vintage {record['id']} recorded in {target.name}")
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _periods(parsed) -> tuple[set[str], set[str]]:
+    """The period_start and period_end values of a parsed file's rows (as ISO strings)."""
+    starts: set[str] = set()
+    ends: set[str] = set()
+    for rows in parsed.tables.values():
+        for row in rows:
+            if row.get("period_start"):
+                starts.add(str(row["period_start"])[:10])
+            if row.get("period_end"):
+                ends.add(str(row["period_end"])[:10])
+    return starts, ends
 
 
 def _as_source(record: dict, scratch: Path) -> Source:
