@@ -62,7 +62,8 @@ def page_html(data: bytes, source: Source, name: str) -> str:
     if b"\x00" in data[:1024] or data[:2] == b"PK":
         raise fail(source, name, "the file is binary, not an MHTML (MIME) page archive")
     head = data[:512].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    if head.startswith((b"<!doctype html", b"<html")):  # the live page itself, not a saved archive
+    live_page = not name.lower().endswith((".mht", ".mhtml"))  # downloaded as .htm (live series)
+    if live_page and head.startswith((b"<!doctype html", b"<html")):  # the page itself
         try:
             html = data.decode("utf-8")
         except UnicodeDecodeError as exc:
