@@ -634,7 +634,9 @@ class _Served:
             def do_GET(self):  # noqa: N802
                 n = hits[self.path] = hits.get(self.path, 0) + 1
                 status, data, ctype = 200, body, "application/octet-stream"
-                if self.path == "/changed":
+                if self.path == "/changed":  # same size, other bytes
+                    data = body[:-18] + b"\n<!-- changed -->\n"
+                elif self.path == "/bigger":
                     data = body + b"\n<!-- changed -->\n"
                 elif self.path == "/flaky" and n == 1:
                     status, data = 500, b"oops"
@@ -687,6 +689,7 @@ def _point_source_at(root: Path, source_id: str, url: str, archive_url: str) -> 
     ("/good", True, None),
     ("/flaky", True, None),
     ("/changed", False, "checksum mismatch for source " + RAD),
+    ("/bigger", False, "more than the 111752 allowed for source " + RAD),
     ("/error-page", False, RAD),
     ("/truncated", False, RAD),
     ("/missing", False, RAD),

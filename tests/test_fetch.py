@@ -47,8 +47,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send(404, b"not found")
         elif self.path == "/truncated.csv":
             self._send(200, BODY[:100], {"Content-Length": str(len(BODY))})
-        elif self.path == "/changed.csv":
-            self._send(200, BODY + b"2024,1\n")
+        elif self.path == "/changed.csv":  # same size, other bytes
+            self._send(200, BODY[:-2] + b"9\n")
         elif self.path == "/slow.csv":
             time.sleep(1.5)
             self._send(200, BODY)
@@ -129,7 +129,7 @@ def test_changed_body_is_a_checksum_error(server, tmp_path):
 def test_html_error_page_with_status_200_is_refused(server, tmp_path):
     with pytest.raises(SourceError) as err:
         download(src(f"{server}/error-page.csv"), tmp_path, client=client(), backoff=0)
-    assert "mismatch" in err.value.message
+    assert "download is an HTML page, not a data file" in err.value.message
     assert leftovers(tmp_path) == []
 
 

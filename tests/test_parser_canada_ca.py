@@ -306,8 +306,12 @@ def test_sources_fragment(sources, mirror):
         s = sources[f"canada-ca-claims-{year}"]
         data = (mirror / s.mirror_path).read_bytes()
         assert hashlib.sha256(data).hexdigest() == s.sha256 and len(data) == s.bytes
-        assert s.archive_url.startswith("https://web.archive.org/web/20240522")
-        assert s.archive_url.endswith(f"/asylum-claims-{year}.html")
+        # archive_url: the byte-identical saved copy; capture_url: the capture it was saved from
+        assert s.archive_url.startswith("https://raw.githubusercontent.com/lifers/STCA-dataset/")
+        assert s.archive_url.endswith(f"%20{year}%20-%20Canada.ca.htm")
+        capture = s.options["capture_url"]
+        assert capture.startswith("https://web.archive.org/web/20240522") and "id_/" in capture
+        assert capture.endswith(f"/asylum-claims-{year}.html")
         assert s.url.endswith(f"/asylum-claims-{year}.html")
         assert (s.published, s.vintage, s.parser) == ("2024-04-22", "2024-04-22",
                                                      "canada_ca_claims_html")

@@ -67,12 +67,18 @@ def _us(parsed):
 # --- real files --------------------------------------------------------------------------
 
 def test_source_records(sources):
-    ids = sorted(s for s in sources if s.startswith("irb-irregular-"))
+    ids = sorted(s for s in sources if s.startswith("irb-irregular-") and not sources[s].live)
     assert ids == sorted(f"irb-irregular-{e}" for e in ENDS)
+    assert sources["irb-irregular-current"].live  # the page itself, each version a snapshot
     for end in ENDS:
         src = sources[f"irb-irregular-{end}"]
         assert src.parser == "irb_irregular_mhtml" and src.series == TABLE and src.sha256
-        assert src.archive_url.startswith("https://web.archive.org/web/")
+        # the capture the MHTML was saved from (id_: original bytes); archive_url, where the
+        # saved copy's exact path is known, is that byte-identical GitHub blob
+        assert src.options["capture_url"].startswith("https://web.archive.org/web/")
+        assert "id_/" in src.options["capture_url"]
+        assert src.archive_url is None or src.archive_url.startswith(
+            "https://raw.githubusercontent.com/lifers/STCA-dataset/")
         assert src.period_start == ("2017-01-01" if end >= "2022-09" else "2017-02-01")
 
 

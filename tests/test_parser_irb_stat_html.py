@@ -65,7 +65,7 @@ def test_source_records(sources):
         assert (rec.sha256 is not None) == (year in RAD_ROWS), year
         assert rec.url.startswith("https://www.irb-cisr.gc.ca/en/statistics/appeals/Pages/RAD")
     assert sources["irb-rad-2019"].url.endswith("RADstat2019.aspx")
-    assert sources["irb-rad-2015"].archive_url.startswith("https://web.archive.org/web/20240522145902/")
+    assert sources["irb-rad-2015"].archive_url.startswith("https://web.archive.org/web/20240522145902id_/")
 
 
 def test_rad_rows_periods_and_vintage(rad):

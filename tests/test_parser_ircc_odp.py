@@ -80,8 +80,13 @@ def _row(p: Parsed, table: str, **where) -> dict:
 
 
 def test_fragment_lists_every_mirrored_workbook(mirror):
-    records = load_sources(FRAGMENT)
+    every = load_sources(FRAGMENT)
+    records = [s for s in every if not s.live]
     assert sorted(s.id for s in records) == IDS
+    # each workbook URL IRCC overwrites is also a live series whose vintages these are
+    live = {s.url: s for s in every if s.live}
+    assert set(live) == {s.url for s in records}
+    assert all(live[s.url].options["new_vintage_of"] == s.options["vintage_of"] for s in records)
     on_disk = sorted(p.name for p in (mirror / "crossings").glob("ircc-odp_*.xlsx"))
     assert sorted(Path(s.mirror_path).name for s in records) == on_disk
     for s in records:
@@ -92,7 +97,8 @@ def test_fragment_lists_every_mirrored_workbook(mirror):
         assert s.options["workbook"] in KINDS
         assert s.options["vintage_of"] == s.id.rsplit("-", 2)[0]
         assert s.url.startswith("https://www.ircc.canada.ca/opendata-donneesouvertes/data/EN_ODP-Asylum-")
-        assert s.archive_url is None
+        assert s.archive_url.startswith("https://raw.githubusercontent.com/")  # byte-identical copy
+        assert s.archive_url.endswith(Path(s.url).name)
         assert "b6cbcf4d-f763-4924-a2fb-8cc4a06e3de4" in s.notes
         assert s.period_start == "2015-01-01"
         assert get_parser(s.parser) is parse

@@ -81,9 +81,15 @@ def coverage_rows(sources: list[Source], raw_files: dict[str, Path], tables: dic
             by_source.setdefault(sid, {}).setdefault(table, set()).add(period)
             series_periods.setdefault(table, set()).add(period)
 
+    vintage_urls = {s.url for s in sources if not s.live and s.sha256}
+    vintage_links = {s.options.get("live_series") for s in sources if not s.live}
+    vintage_groups = {s.options.get("vintage_of") for s in sources if not s.live and s.sha256}
     for s in sources:
         if s.parser == "none":
             continue
+        if s.live and (s.url in vintage_urls or s.id in vintage_links
+                       or s.options.get("new_vintage_of") in vintage_groups - {None}):
+            continue  # its versions are listed as their own (snapshot) sources
         found = by_source.get(s.id, {})
         for table, periods in sorted(found.items()):
             gran = _granularity(table, periods, granularities)

@@ -53,7 +53,8 @@ def fetch(paths: Paths, progress: Progress = SILENT, mirror: Path | None = None,
                               f"use the id of a record in {paths.datapackage / 'sources.d'}")
     where = resolve_mirror(paths, mirror, online)
     progress.say(f"fetch: {'from mirror ' + str(where) if where else 'downloading from the publishers'}")
-    return fetch_all(sources, paths.raw, mirror=where, progress=progress, only=only)
+    return fetch_all(sources, paths.raw, mirror=where, progress=progress, only=only,
+                     records_dir=paths.datapackage / "sources.d")
 
 
 # --- package -------------------------------------------------------------------------

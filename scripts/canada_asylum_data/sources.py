@@ -14,6 +14,7 @@ from .errors import ConfigError
 REQUIRED = ("id", "title", "publisher", "url", "licenses", "parser", "series")
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
+KINDS = ("snapshot", "live")
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,10 @@ class Source:
     parser: str
     series: str
     licenses: tuple[str, ...]
+    #: ``snapshot``: a fixed file (an archived page, a past release), never downloaded again
+    #: once held, checked against ``sha256``. ``live``: a URL the publisher overwrites; each
+    #: version it served is recorded as its own snapshot record (a vintage), see live.py.
+    kind: str = "snapshot"
     archive_url: str | None = None
     mirror_path: str | None = None
     sha256: str | None = None
@@ -43,13 +48,25 @@ class Source:
         return self.sha256 is not None
 
     @property
+    def live(self) -> bool:
+        return self.kind == "live"
+
+    @property
+    def extension(self) -> str:
+        """The file type expected from this source (".xlsx", ".htm", ".rda", ...)."""
+        if self.mirror_path:
+            return "".join(Path(self.mirror_path).suffixes[-1:]).lower()
+        return str(self.options.get("extension") or "").lower()
+
+    @property
     def mirror_name(self) -> str:
         return self.mirror_path or self.id
 
     @property
     def raw_name(self) -> str:
         """File name in build/raw/: the id plus the mirror file's extension."""
-        suffix = "".join(Path(self.mirror_path).suffixes[-1:]) if self.mirror_path else ""
+        suffix = ("".join(Path(self.mirror_path).suffixes[-1:]) if self.mirror_path
+                  else str(self.options.get("extension") or ""))
         return f"{self.id}{suffix}"
 
 
@@ -84,6 +101,17 @@ def load_sources(path: Path) -> list[Source]:
             raise ConfigError(f"sha256 of {sid} is not 64 hex digits", where)
         if sha is not None and not rec.get("mirror_path"):
             raise ConfigError(f"{sid} has a sha256 but no mirror_path", where)
+        kind = rec.get("kind", "snapshot")
+        if kind not in KINDS:
+            raise ConfigError(f"kind of {sid} is {kind!r}, not one of {', '.join(KINDS)}", where)
+        if kind == "live" and sha is not None:
+            raise ConfigError(f"{sid} is a live series but pins a sha256", where,
+                              "a live record names the URL only; each version it served is its own "
+                              "kind: snapshot record (with sha256) pointing at it with live_series")
+        mpath = rec.get("mirror_path")
+        if mpath is not None and (Path(str(mpath)).is_absolute() or ".." in Path(str(mpath)).parts):
+            raise ConfigError(f"mirror_path of {sid} leaves the mirror folder ({mpath})", where,
+                              "give a path relative to the mirror folder, without '..'")
         known = {f for f in Source.__dataclass_fields__}
         extra = {k: v for k, v in rec.items() if k not in known}
         fields = {k: v for k, v in rec.items() if k in known and k != "options"}

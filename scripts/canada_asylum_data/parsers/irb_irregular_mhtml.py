@@ -1,5 +1,6 @@
 """IRB "Refugee Protection Claims Made by Irregular Border Crossers - Top 10 Countries of
-Alleged Persecution", cumulative tables saved from the Wayback Machine as MHTML.
+Alleged Persecution", cumulative tables saved from the Wayback Machine as MHTML (and the
+current page itself, plain HTML, as the live series downloads it).
 
 Layout (see shared/sources/irb/SOURCES.md, section 3):
 
@@ -66,6 +67,16 @@ def page_html(data: bytes, source: Source, name: str) -> str:
     """The decoded first text/html part of an MHTML file."""
     if b"\x00" in data[:1024] or data[:2] == b"PK":
         raise fail(source, name, "the file is binary, not an MHTML (MIME) page archive")
+    head = data[:512].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    live_page = not name.lower().endswith((".mht", ".mhtml"))  # downloaded as .htm (live series)
+    if live_page and head.startswith((b"<!doctype html", b"<html")):  # the page itself
+        try:
+            html = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise fail(source, name, f"the page is not valid UTF-8 (byte {exc.start})") from exc
+        if "</html>" not in html.lower():
+            raise fail(source, name, "the page is truncated (no closing </html>)")
+        return html
     try:
         part = _first_part(data)
     except (email.errors.MessageError, ValueError, UnicodeError):
