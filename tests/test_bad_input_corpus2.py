@@ -30,7 +30,7 @@ import pytest
 
 from canada_asylum_data.limits import Limits, check_raw, html_depth
 
-from .conftest import digest_tree, run
+from .conftest import DATAPACKAGE, digest_tree, run
 from .test_bad_input_corpus import (  # noqa: F401 - base is a fixture
     CACA, IRCC_MIG, IRCC_OFF, IRREG, RAD, RPD, base, mhtml_edit, package_fails, project_with,
     put_raw, sources_of)
@@ -291,6 +291,12 @@ def _replace(old: str, new: str):
 
 
 RAD_SCHEMA = "schemas/irb_rad_appeals.yaml"
+def _line_of(rel: str, text: str) -> int:
+    """The line of the committed file ``rel`` (under datapackage/) that holds ``text``."""
+    lines = (DATAPACKAGE / rel).read_text(encoding="utf-8").splitlines()
+    return next(n for n, line in enumerate(lines, 1) if text in line)
+
+
 SCHEMA_CASES = [
     ("field-without-name", RAD_SCHEMA, _replace("  - name: filed\n    type:", "  - type:"),
      ("field 6 has no `name`", "irb_rad_appeals.yaml line", "(fields[5])", "give it `name: <column>`")),
@@ -313,7 +319,8 @@ SCHEMA_CASES = [
     ("unquoted-comma-in-flow-mapping", "schemas/sources.yaml",
      _replace('description: "Provenance and caveats (third-party copies, inferred periods, known publisher errors)."',
               "description: Provenance and caveats (third-party copies, inferred periods, known publisher errors)."),
-     ("'inferred periods', 'known publisher errors).' were unexpected", "sources.yaml line 36", "quote it")),
+     ("'inferred periods', 'known publisher errors).' were unexpected",
+      f"sources.yaml line {_line_of('schemas/sources.yaml', 'name: notes')}", "quote it")),
     ("unknown-reconcile-rule", RAD_SCHEMA, _replace("reconcile: exact", "reconcile: roughly"),
      ("'roughly' is not one of ['exact', 'rounded5']", "(reconcile)", "use one of the values shown")),
     ("foreign-key-to-nowhere", RAD_SCHEMA, _replace("{resource: countries, fields: [code]}", "{resource: nations, fields: [code]}"),
