@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 from datasette import hookimpl
 from datasette.utils.asgi import Response
+from markupsafe import Markup
 
 DB = "canada_asylum"
 _INDEX: dict = {"conn": None}
@@ -190,7 +191,9 @@ def cad_split(description: str | None) -> dict:
     out = {"lede": "", "more": [], "caveats": "", "french": "", "cite": ""}
     paras = [p.strip() for p in (description or "").split("\n\n") if p.strip()]
     for i, para in enumerate(paras):
-        if para.startswith("Cite this:"):
+        if para.startswith("Periods: "):
+            continue  # shown beside the lede with its links (cad_periods)
+        elif para.startswith("Cite this:"):
             out["cite"] = para[len("Cite this:"):].strip()
         elif para.startswith("Caveats:"):
             out["caveats"] = para[len("Caveats:"):].strip()
@@ -205,6 +208,17 @@ def cad_split(description: str | None) -> dict:
         else:
             out["more"].append(para)
     return out
+
+
+_PERIODS = re.compile(r'<div class="series-coverage">.*?</div>', re.S)
+
+
+def cad_periods(metadata: dict | None) -> Markup:
+    """The generated "where this series starts and ends" block of a table, view or canned
+    query (metadata.py puts it in description_html, with links to coverage), so the page
+    can show it right under the lede instead of behind a disclosure element."""
+    match = _PERIODS.search((metadata or {}).get("description_html") or "")
+    return Markup(match.group(0)) if match else Markup("")
 
 
 @hookimpl
@@ -237,7 +251,7 @@ def extra_template_vars(datasette):
 
     return {"cad_chart_source": cad_chart_source, "cad_chart_spec": cad_chart_spec,
             "cad_lang": cad_lang, "cad_num": cad_num, "cad_title": cad_title, "cad_meta": cad_meta,
-            "cad_split": cad_split}
+            "cad_split": cad_split, "cad_periods": cad_periods}
 
 
 async def search_page(datasette, request):

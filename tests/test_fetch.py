@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from canada_asylum_data.errors import ChecksumError, SourceError
-from canada_asylum_data.fetch import copy_from_mirror, download, fetch_all, raw_path
+from canada_asylum_data.fetch import copy_from_mirror, download, raw_path
+from canada_asylum_data.pipeline import fetch_all
 from canada_asylum_data.sources import Source
 
 BODY = b"year,count\n2017,20593\n" * 50

@@ -364,7 +364,7 @@ def test_sources_fragment_matches_mirror(sources, mirror):
                                  f"refugees/{commit}/data/{obj}.rda")
         assert s.url == (f"https://github.com/PopulationStatistics/refugees/raw/{commit}/data/"
                          f"{obj}.rda")
-        assert s.options["kind"] == "snapshot"
+        assert s.kind == "snapshot"
         mid = s.vintage.split(".")[1] == "6"
         assert (s.options.get("last_year") == "first_half") == mid
         assert s.period_end == f"{s.vintage[:4]}-{'06-30' if mid else '12-31'}"

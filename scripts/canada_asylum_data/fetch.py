@@ -29,7 +29,6 @@ the mirror folder.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -41,7 +40,7 @@ from pathlib import Path
 import httpx
 
 from .errors import CadError, ChecksumError, SourceError
-from .files import atomic_write, sha256_of
+from .files import sha256_of
 from .progress import SILENT, Progress
 from .sources import Source
 
@@ -368,76 +367,6 @@ def download(source: Source, raw_dir: Path, client: httpx.Client | None = None,
         tmp.unlink(missing_ok=True)
     return Fetched(source.id, raw_path(source, raw_dir), how, digest, size,
                    note=None if source.sha256 else "no checksum on record: not verified")
-
-
-def fetch_all(sources: list[Source], raw_dir: Path, mirror: Path | None = None,
-              progress: Progress = SILENT, client: httpx.Client | None = None,
-              only: set[str] | None = None, records_dir: Path | None = None,
-              online: bool | None = None) -> list[Fetched]:
-    """Bring every source into raw_dir.
-
-    Snapshots: held and verified -> kept (never downloaded again); else from the mirror; else,
-    online, downloaded. Live series (online only, i.e. without a mirror unless ``online``):
-    downloaded and handed to :func:`live.take_vintage`, which writes a new vintage record in
-    ``records_dir`` (datapackage/sources.d/) when the bytes match no known vintage."""
-    from .live import known_vintages, take_vintage
-
-    online = (mirror is None) if online is None else online
-    raw_dir.mkdir(parents=True, exist_ok=True)
-    results: list[Fetched] = []
-    chosen = [s for s in sources if only is None or s.id in only]
-    own = client is None and online
-    client = client or (_client() if online else None)
-    try:
-        for source in progress.items(chosen, "fetch", show=lambda s: s.id if s else ""):
-            final = raw_path(source, raw_dir)
-            if source.live:
-                if not online:
-                    results.append(Fetched(source.id, None, "missing",
-                                           note="live series: fetched online only"))
-                    continue
-                try:
-                    got = take_vintage(source, sources, raw_dir, records_dir, client=client,
-                                       progress=progress)
-                    results.append(got)
-                    if got.how == "new-vintage":
-                        progress.say(f"fetch: {source.id}: {got.note}")
-                except NotPublished as exc:
-                    if known_vintages(source, sources):
-                        raise  # it was published there: the publisher moved or removed it
-                    results.append(_not_published(source, exc))
-            elif _is_current(source, final):
-                results.append(Fetched(source.id, final, "cached", source.sha256, source.bytes))
-            elif mirror is not None and source.mirror_path and mirror_file(source, mirror).is_file():
-                results.append(copy_from_mirror(source, mirror, raw_dir))
-            elif online and (source.url or source.archive_url):
-                try:
-                    results.append(download(source, raw_dir, client=client, progress=progress))
-                except NotPublished as exc:
-                    if source.sha256:
-                        raise  # a file the package was built from is gone: say so
-                    results.append(_not_published(source, exc))
-            elif mirror is not None:
-                results.append(copy_from_mirror(source, mirror, raw_dir))
-            else:
-                results.append(Fetched(source.id, None, "missing", note="not held"))
-    finally:
-        if own and client is not None:
-            client.close()
-    _write_log(raw_dir, results)
-    return results
-
-
-def _not_published(source: Source, exc: SourceError) -> Fetched:
-    """A source never held whose urls all answer 404/410 (e.g. next year's IRB page) stays
-    missing (coverage says so); any other failure stops the fetch."""
-    return Fetched(source.id, None, "missing", note=f"not published yet (404/410): {exc.where}")
-
-
-def _write_log(raw_dir: Path, results: list[Fetched]) -> None:
-    log = {r.source_id: {"how": r.how, "sha256": r.sha256, "bytes": r.bytes, "note": r.note}
-           for r in results}
-    atomic_write(raw_dir / LOG_NAME, json.dumps(log, indent=2, sort_keys=True) + "\n")
 
 
 def present_raw_files(sources: list[Source], raw_dir: Path) -> dict[str, Path]:

@@ -113,7 +113,7 @@ def take_vintage(live: Source, sources: list[Source], raw_dir: Path, records_dir
 
     if records_dir is None:
         raise ConfigError(f"live series {live.id} needs the sources.d folder to record vintages",
-                          "fetch", "call fetch_all with records_dir=datapackage/sources.d")
+                          "fetch", "call pipeline.fetch_all with records_dir=datapackage/sources.d")
     raw_dir.mkdir(parents=True, exist_ok=True)
     known = known_vintages(live, sources)
     cap = max_download_bytes(live, [k.bytes for k in known if k.bytes])

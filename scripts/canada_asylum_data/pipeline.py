@@ -9,6 +9,7 @@ cli_release.py parse options, call a stage and print its result).
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -42,7 +43,6 @@ def resolve_mirror(paths: Paths, mirror: Path | None, online: bool) -> Path | No
 def fetch(paths: Paths, progress: Progress = SILENT, mirror: Path | None = None,
           online: bool = False, only: set[str] | None = None) -> list:
     """Bring the raw files into build/raw/ (see fetch.py); returns one ``Fetched`` a source."""
-    from .fetch import fetch_all
     from .sources import load_all_sources
 
     sources = load_all_sources(paths.datapackage)
@@ -55,6 +55,82 @@ def fetch(paths: Paths, progress: Progress = SILENT, mirror: Path | None = None,
     progress.say(f"fetch: {'from mirror ' + str(where) if where else 'downloading from the publishers'}")
     return fetch_all(sources, paths.raw, mirror=where, progress=progress, only=only,
                      records_dir=paths.datapackage / "sources.d")
+
+
+def fetch_all(sources: list, raw_dir: Path, mirror: Path | None = None,
+              progress: Progress = SILENT, client=None,
+              only: set[str] | None = None, records_dir: Path | None = None,
+              online: bool | None = None) -> list:
+    """Bring every source into raw_dir.
+
+    Snapshots: held and verified -> kept (never downloaded again); else from the mirror; else,
+    online, downloaded. Live series (online only, i.e. without a mirror unless ``online``):
+    downloaded and handed to :func:`.live.take_vintage`, which writes a new vintage record in
+    ``records_dir`` (datapackage/sources.d/) when the bytes match no known vintage."""
+    from .fetch import (Fetched, NotPublished, _client, _is_current, copy_from_mirror, download,
+                        mirror_file, raw_path)
+    from .live import known_vintages, take_vintage
+
+    online = (mirror is None) if online is None else online
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    results: list[Fetched] = []
+    chosen = [s for s in sources if only is None or s.id in only]
+    own = client is None and online
+    client = client or (_client() if online else None)
+    try:
+        for source in progress.items(chosen, "fetch", show=lambda s: s.id if s else ""):
+            final = raw_path(source, raw_dir)
+            if source.live:
+                if not online:
+                    results.append(Fetched(source.id, None, "missing",
+                                           note="live series: fetched online only"))
+                    continue
+                try:
+                    got = take_vintage(source, sources, raw_dir, records_dir, client=client,
+                                       progress=progress)
+                    results.append(got)
+                    if got.how == "new-vintage":
+                        progress.say(f"fetch: {source.id}: {got.note}")
+                except NotPublished as exc:
+                    if known_vintages(source, sources):
+                        raise  # it was published there: the publisher moved or removed it
+                    results.append(_not_published(source, exc))
+            elif _is_current(source, final):
+                results.append(Fetched(source.id, final, "cached", source.sha256, source.bytes))
+            elif mirror is not None and source.mirror_path and mirror_file(source, mirror).is_file():
+                results.append(copy_from_mirror(source, mirror, raw_dir))
+            elif online and (source.url or source.archive_url):
+                try:
+                    results.append(download(source, raw_dir, client=client, progress=progress))
+                except NotPublished as exc:
+                    if source.sha256:
+                        raise  # a file the package was built from is gone: say so
+                    results.append(_not_published(source, exc))
+            elif mirror is not None:
+                results.append(copy_from_mirror(source, mirror, raw_dir))
+            else:
+                results.append(Fetched(source.id, None, "missing", note="not held"))
+    finally:
+        if own and client is not None:
+            client.close()
+    _write_log(raw_dir, results)
+    return results
+
+
+def _not_published(source, exc: SourceError):
+    """A source never held whose urls all answer 404/410 (e.g. next year's IRB page) stays
+    missing (coverage says so); any other failure stops the fetch."""
+    from .fetch import Fetched
+
+    return Fetched(source.id, None, "missing", note=f"not published yet (404/410): {exc.where}")
+
+
+def _write_log(raw_dir: Path, results: list) -> None:
+    from .fetch import LOG_NAME
+
+    log = {r.source_id: {"how": r.how, "sha256": r.sha256, "bytes": r.bytes, "note": r.note}
+           for r in results}
+    atomic_write(raw_dir / LOG_NAME, json.dumps(log, indent=2, sort_keys=True) + "\n")
 
 
 # --- package -------------------------------------------------------------------------
