@@ -6,12 +6,13 @@ checks it against :func:`period_phrase`).
 
 from __future__ import annotations
 
-import csv
 import html
 import re
 from calendar import month_name
 from collections import defaultdict
 from pathlib import Path
+
+from .package_io import iter_rows
 
 DB = "canada_asylum"
 
@@ -26,9 +27,8 @@ def load_coverage(datapackage_dir: Path) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = defaultdict(list)
     if not path.exists():
         return out
-    with path.open(newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            out[row["series"]].append(row)
+    for row in iter_rows(path):
+        out[row["series"]].append(row)
     return out
 
 

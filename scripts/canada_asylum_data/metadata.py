@@ -7,7 +7,6 @@ the committed file differs from what would be generated.
 
 from __future__ import annotations
 
-import csv
 import re
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from .database import load_sql_entries, load_views
 from .errors import ConfigError, ValidationError
 from .files import atomic_write
 from .package import load_package_meta
-from .package_io import read_descriptor
+from .package_io import iter_rows, read_descriptor
 from .paths import DB_NAME
 from .schemas import Schema, load_schemas
 from .sources import load_all_sources
@@ -74,23 +73,17 @@ def row_provenance(datapackage_dir: Path, name: str) -> dict | None:
     """The source ids and vintages found in the rows of ``data/<name>.csv`` (None for a table
     without a ``source_id`` column: a compiled reference table)."""
     path = datapackage_dir / "data" / f"{name}.csv"
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.reader(f)
-            header = next(reader, [])
-            if "source_id" not in header:
+    ids, vintages, has_vintage = set(), set(), False
+    for i, row in enumerate(iter_rows(path)):
+        if i == 0:
+            if "source_id" not in row:
                 return None
-            i_src = header.index("source_id")
-            i_vin = header.index("vintage") if "vintage" in header else None
-            ids, vintages = set(), set()
-            for row in reader:
-                ids.add(row[i_src])
-                if i_vin is not None:
-                    vintages.add(row[i_vin])
-    except (OSError, StopIteration):
-        return None
+            has_vintage = "vintage" in row
+        ids.add(row["source_id"])
+        if has_vintage:
+            vintages.add(row["vintage"])
     return {"ids": sorted(ids - {""}), "vintages": sorted(vintages - {""}),
-            "has_vintage_column": i_vin is not None}
+            "has_vintage_column": has_vintage}
 
 
 def _by_id(sources: dict) -> dict:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Iterator
 
 from .errors import PackageError
 
@@ -51,10 +52,15 @@ def table_paths(folder: Path, desc: dict | None = None) -> dict[str, Path]:
     return {r["name"]: folder / r["path"] for r in desc["resources"]}
 
 
-def read_rows(path: Path) -> list[dict]:
-    """A package CSV as a list of dicts, every cell the text written ('' stays '')."""
+def iter_rows(path: Path) -> Iterator[dict]:
+    """A package CSV row by row as dicts, every cell the text written ('' stays '')."""
     try:
         with path.open(newline="", encoding="utf-8") as fh:
-            return list(csv.DictReader(fh))
+            yield from csv.DictReader(fh)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise PackageError(f"cannot read table {path.stem} ({exc})", str(path)) from exc
+
+
+def read_rows(path: Path) -> list[dict]:
+    """A package CSV as a list of dicts, every cell the text written ('' stays '')."""
+    return list(iter_rows(path))
