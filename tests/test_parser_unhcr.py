@@ -51,14 +51,15 @@ ALL_IDS = set(ROW_COUNTS) | {f"unhcr-asylum-{kind}-{v}" for v in EARLIER
                              for kind in ("applications", "decisions")}
 KNOWN_CODES = {c.code for c in all_countries()}
 RESOLVER = CountryResolver(ROOT / "datapackage" / "aliases")
+COUNTRY_COLUMNS = {name: s.country_columns for name, s in load_schemas(ROOT / "datapackage" / "schemas").items()}
 
 
 def parse(path, source):
     """Parse, then resolve UNHCR's country codes as the normalize stage does."""
     result = parse_raw(path, source)
-    for rows_ in result.tables.values():
+    for table, rows_ in result.tables.items():
         for row in rows_:
-            resolve_countries(row, source, RESOLVER)
+            resolve_countries(row, source, RESOLVER, COUNTRY_COLUMNS[table])
     return result
 #: Columns the normalize stage adds to every row.
 ADDED = {"suppressed_measures", "source_id", "vintage", "notes"}

@@ -89,3 +89,21 @@ def test_only_the_command_line_imports_click():
                        if module_name(p) not in CLI_MODULES
                        and any(m == "click" or m.startswith("click.") for m in imports_of(p)))
     assert offenders == []
+
+
+def test_country_code_columns_come_from_the_schemas():
+    """The normalize stage fills exactly the code columns whose schema field says
+    ``from_label`` (no table knowledge in the code): every code column with a foreign key to
+    countries that has a printed-label twin is declared so."""
+    from canada_asylum_data.schemas import load_schemas
+
+    schemas = load_schemas(PACKAGE.parent.parent / "datapackage" / "schemas")
+    declared = {(name, code) for name, s in schemas.items() for _, code in s.country_columns}
+    expected = set()
+    for name, s in schemas.items():
+        for fk in s.doc.get("foreign_keys") or []:
+            code = fk["fields"][0]
+            label = code.removesuffix("_code") + "_label"
+            if fk["reference"]["resource"] == "countries" and label in s.field_names:
+                expected.add((name, code))
+    assert declared == expected and len(declared) >= 12

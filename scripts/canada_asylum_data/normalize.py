@@ -34,11 +34,6 @@ from .sources import Source
 from .revisions import compare_vintages, period_of, vintage_cells, vintage_order
 from .reference import reference_tables
 
-#: (printed label column, code column). The code column is filled from the label; where a
-#: publisher prints its own code (UNHCR), that code is resolved first, then the label.
-COUNTRY_COLUMNS = (("country_label", "country_code"), ("origin_label", "origin_code"),
-                   ("asylum_label", "asylum_code"))
-
 
 @dataclass
 class Normalized:
@@ -65,9 +60,13 @@ def parse_source(source: Source, path: Path) -> Parsed:
                          "run with --debug for the traceback and fix the parser") from exc
 
 
-def resolve_countries(row: dict, source: Source, resolver: CountryResolver) -> dict:
-    """Fill the country code columns of one row (in place) from the printed labels/codes."""
-    for label_col, code_col in COUNTRY_COLUMNS:
+def resolve_countries(row: dict, source: Source, resolver: CountryResolver,
+                      columns: tuple[tuple[str, str], ...]) -> dict:
+    """Fill the country code columns of one row (in place) from the printed labels/codes.
+    ``columns``: the table's (label column, code column) pairs, from its schema (fields with
+    ``from_label``). Where a publisher prints its own code (UNHCR), that code is resolved
+    first, then the label."""
+    for label_col, code_col in columns:
         if label_col not in row:
             continue
         printed_code = row.get(code_col)
@@ -83,7 +82,8 @@ def resolve_countries(row: dict, source: Source, resolver: CountryResolver) -> d
     return row
 
 
-def _finish_row(row: dict, source: Source, vintage: str | None, resolver: CountryResolver) -> dict:
+def _finish_row(row: dict, source: Source, vintage: str | None, resolver: CountryResolver,
+                columns: tuple[tuple[str, str], ...]) -> dict:
     out: dict = {}
     suppressed: list[str] = []
     notes: list[str] = []
@@ -96,7 +96,7 @@ def _finish_row(row: dict, source: Source, vintage: str | None, resolver: Countr
                 notes.append(f"{key}: {value.note}")
         else:
             out[key] = value
-    resolve_countries(out, source, resolver)
+    resolve_countries(out, source, resolver, columns)
     if suppressed or any(isinstance(v, Count) for v in row.values()):
         out["suppressed_measures"] = ",".join(suppressed)
     if row.get("notes"):
@@ -142,15 +142,18 @@ class Prepared:
     error: CadError | None = None  # raised only if this vintage is the one published
 
 
-def prepare_source(source: Source, path: Path, alias_dir: Path, compare: bool) -> Prepared:
+def prepare_source(source: Source, path: Path, alias_dir: Path, compare: bool,
+                   country_columns: dict[str, tuple[tuple[str, str], ...]]) -> Prepared:
     """Parse one source and finish its rows. A label that does not resolve is an error
-    only for the vintage that feeds the fact tables, so it is kept, not raised, here."""
+    only for the vintage that feeds the fact tables, so it is kept, not raised, here.
+    ``country_columns``: table -> its (label, code) column pairs (see resolve_countries)."""
     resolver = CountryResolver(alias_dir)
     parsed = parse_source(source, path)
     vintage = _vintage(source, parsed)
     out = Prepared(source.id, vintage, cells=vintage_cells(parsed) if compare else None)
     try:
-        out.tables = {table: [_finish_row(r, source, vintage, resolver) for r in rows]
+        out.tables = {table: [_finish_row(r, source, vintage, resolver, country_columns.get(table, ()))
+                              for r in rows]
                       for table, rows in sorted(parsed.tables.items())}
         out.totals = [_total_row(t, source, vintage) for t in parsed.totals]
     except CadError as exc:
@@ -162,7 +165,8 @@ def prepare_source(source: Source, path: Path, alias_dir: Path, compare: bool) -
 def parse_all(todo: list[Source], raw_files: dict[str, Path], progress: Progress,
               workers: int | None = None, alias_dir: Path | None = None,
               compare: frozenset[str] = frozenset(),
-              cache: ParseCache | None = None) -> dict[str, Prepared]:
+              cache: ParseCache | None = None,
+              country_columns: dict[str, tuple[tuple[str, str], ...]] | None = None) -> dict[str, Prepared]:
     """Parse and finish every source, in a process pool when there is more than one core
     (largest files first). The result does not depend on the order the workers finish in.
     ``compare`` names the sources whose cells are kept for comparing vintages; with a
@@ -170,12 +174,14 @@ def parse_all(todo: list[Source], raw_files: dict[str, Path], progress: Progress
     parsed again."""
     workers = workers or os.cpu_count() or 1
     order = sorted(todo, key=lambda s: -(raw_files[s.id].stat().st_size))
-    args = [(s, raw_files[s.id], alias_dir, s.id in compare) for s in order]
+    country_columns = country_columns or {}
+    args = [(s, raw_files[s.id], alias_dir, s.id in compare, country_columns) for s in order]
     out: dict[str, Prepared] = {}
     keys: dict[str, str] = {}
     if cache is not None:
-        for source, path, aliases, keep_cells in args:
-            keys[source.id] = cache_key(source, path, aliases, f"cells={keep_cells}")
+        columns_key = json.dumps(sorted(country_columns.items()))
+        for source, path, aliases, keep_cells, _ in args:
+            keys[source.id] = cache_key(source, path, aliases, f"cells={keep_cells} countries={columns_key}")
             hit = cache.get(keys[source.id])
             if isinstance(hit, Prepared) and hit.source_id == source.id:
                 out[source.id] = hit
@@ -229,8 +235,10 @@ def normalize(sources: list[Source], raw_files: dict[str, Path], datapackage_dir
     for source in todo:
         groups[source.options.get("vintage_of") or source.id].append(source)
     compare = frozenset(s.id for members in groups.values() if len(members) > 1 for s in members)
+    schemas = load_schemas(datapackage_dir / "schemas")
+    country_columns = {name: s.country_columns for name, s in schemas.items() if s.country_columns}
     prepared = parse_all(todo, raw_files, progress, workers, datapackage_dir / "aliases", compare,
-                         cache)
+                         cache, country_columns)
     if cache is not None:
         cache.prune()
 
@@ -278,8 +286,7 @@ def normalize(sources: list[Source], raw_files: dict[str, Path], datapackage_dir
     tables["sources"] = [source_row(s) for s in sources]
     tables.update(reference_tables(datapackage_dir))
     tables.update(parser_reference_tables({s.parser for s in todo}))
-    granularities = {name: s.granularity for name, s in load_schemas(datapackage_dir / "schemas").items()
-                     if s.granularity}
+    granularities = {name: s.granularity for name, s in schemas.items() if s.granularity}
     tables["coverage"] = coverage_rows(sources, raw_files, tables, newest, granularities)
     return Normalized(dict(tables))
 

@@ -53,6 +53,9 @@ FIELD_PROPERTIES = {
     "unit": TEXT,
     "missing": TEXT,
     "constraints": CONSTRAINTS,
+    # a country code column the normalize stage fills by resolving this printed-label column
+    # (and the publisher's own code, where it prints one) through the country aliases
+    "from_label": COLUMN,
 }
 FIELD = {
     "type": "object",
@@ -296,6 +299,9 @@ def _check_expanded(name: str, doc: dict, path: Path, lines: dict[int, int],
                               "list one referenced column per column")
     need(doc.get("facets") or [], ["facets"], "facets")
     need(doc.get("index") or [], ["index"], "index")
+    for i, f in enumerate(doc["fields"]):
+        if f.get("from_label"):
+            need([f["from_label"]], ["fields", i, "from_label"], "from_label")
     need(doc.get("fts") or [], ["fts"], "fts")
     if doc.get("label_column"):
         need([doc["label_column"]], ["label_column"], "label_column")

@@ -60,6 +60,12 @@ class Schema:
         ``summary`` (a supporting table the change report only summarises)."""
         return self.doc.get("change_report") or "values"
 
+    @property
+    def country_columns(self) -> tuple[tuple[str, str], ...]:
+        """(printed label column, code column) pairs: the code columns whose field says
+        ``from_label``, filled by the normalize stage through the country aliases."""
+        return tuple((f["from_label"], f["name"]) for f in self.fields if f.get("from_label"))
+
     def table_schema(self) -> dict:
         """The Frictionless Table Schema for datapackage.json."""
         out: dict = {"fields": [{k: f[k] for k in FIELD_KEYS if k in f} for f in self.fields]}
