@@ -11,11 +11,15 @@
    views, canned queries, plugins) against a naive baseline (the same CSVs loaded with
    `sqlite-utils insert --csv`, no schemas or indexes, served by `datasette` with default
    settings), each loaded with locust (headless, benchmarks/locustfile.py) with the same mix,
-   users and request count. Prints requests, errors, req/s and p50/p95/p99 per request type
-   and the ratios.
+   users and request count, alternated A B A B over --runs pairs (fresh servers each run;
+   --server-cpus / --client-cpus pin them with taskset). Prints requests, errors, req/s and
+   p50/p95/p99 per request type, the time spent inside each server (benchmarks/timing/),
+   each server's and the load generator's CPU per request, and the median and min-max over
+   the runs with the ratio of each pair.
 
 Targets (from the issue): refresh < 10 s and < 500 MB; build < 2 s; 0 errors over >= 20,000
-requests at 16 users; JSON table API p99 < 100 ms; >= 1.5x the baseline's throughput.
+requests at 16 users; on distinct URLs without an in-process cache: >= 1.5x the baseline's
+throughput, p99 < 300 ms for the table page with facets and < 100 ms for the JSON table API.
 """
 
 from __future__ import annotations

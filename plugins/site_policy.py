@@ -33,7 +33,13 @@ requests, plain 4xx errors, no host paths.
 * Speed: Datasette 0.65 deep-copies the whole metadata in each per-table permission check
   (``_table_permission_allows``) and in ``metadata()``; metadata never changes while the
   site runs, so the results are memoized at startup (bounded; callers get a shallow copy).
-  Only on Datasette 0.65.x (version guard): other versions are left alone.
+  Only on Datasette 0.65.x (version guard): other versions are left alone. The introspection
+  of an immutable database (columns, keys, foreign keys, full-text and hidden tables, and
+  the table-name lookup of every view-table permission check: 62 SQL statements per home
+  page) is memoized too (``CANADA_ASYLUM_DATA_SCHEMA_MEMO=0`` turns it off), and
+  datasette-render-markdown's per-cell hook is left out when no column can use it
+  (``CANADA_ASYLUM_DATA_MARKDOWN_CELLS=keep`` keeps it). Facet suggestions are off in
+  ``serve.SETTINGS``. Figures: benchmarks/README.md.
 """
 
 from __future__ import annotations
