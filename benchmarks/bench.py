@@ -11,11 +11,15 @@
    views, canned queries, plugins) against a naive baseline (the same CSVs loaded with
    `sqlite-utils insert --csv`, no schemas or indexes, served by `datasette` with default
    settings), each loaded with locust (headless, benchmarks/locustfile.py) with the same mix,
-   users and request count. Prints requests, errors, req/s and p50/p95/p99 per request type
-   and the ratios.
+   users and request count, alternated A B A B over --runs pairs (fresh servers each run;
+   --server-cpus / --client-cpus pin them with taskset). Prints requests, errors, req/s and
+   p50/p95/p99 per request type, the time spent inside each server (benchmarks/timing/),
+   each server's and the load generator's CPU per request, and the median and min-max over
+   the runs with the ratio of each pair.
 
 Targets (from the issue): refresh < 10 s and < 500 MB; build < 2 s; 0 errors over >= 20,000
-requests at 16 users; JSON table API p99 < 100 ms; >= 1.5x the baseline's throughput.
+requests at 16 users; on distinct URLs without an in-process cache: >= 1.5x the baseline's
+throughput, p99 < 300 ms for the table page with facets and < 100 ms for the JSON table API.
 """
 
 from __future__ import annotations
@@ -149,6 +153,25 @@ def baseline_db(proj: Path, dest: Path) -> Path:
     return db
 
 
+def cpu_seconds(session: int) -> float:
+    """User + system CPU seconds of every live process in a session (the server and its
+    threads; `serve` execs Datasette, so the session is the server)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session:  # field 6 of /proc/pid/stat: session id
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+def pinned(cmd: list[str], cpus: str | None) -> list[str]:
+    return (["taskset", "-c", cpus] + cmd) if cpus else cmd
+
+
 def load(kind: str, port: int, proj: Path, args, out: Path, label: str | None = None) -> dict:
     env = {**os.environ, "BENCH_KIND": kind, "BENCH_ROOT": str(proj),
            "BENCH_MAX_REQUESTS": str(args.requests), "BENCH_MIX": args.mix}
@@ -156,8 +179,13 @@ def load(kind: str, port: int, proj: Path, args, out: Path, label: str | None = 
     cmd = [str(BIN / "locust"), "-f", str(HERE / "locustfile.py"), "--headless", "-u", str(args.users),
            "-r", str(args.users), "-t", f"{args.max_seconds}s", "--host", f"http://127.0.0.1:{port}",
            "--csv", str(prefix), "--only-summary", "--stop-timeout", "5", "--exit-code-on-error", "0"]
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    mix_line = [line for line in (result.stdout + result.stderr).splitlines() if "locustfile:" in line]
+    log = out / f"{prefix.name}.out"
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(pinned(cmd, args.client_cpus), env=env, stdout=fh, stderr=subprocess.STDOUT)
+        _, _, usage = os.wait4(proc.pid, 0)
+    text = log.read_text(errors="replace")
+    mix_line = [line for line in text.splitlines() if "locustfile:" in line]
+    warnings = sorted({line.split("] ", 1)[-1] for line in text.splitlines() if "CPU usage" in line})
     rows = {}
     with open(f"{prefix}_stats.csv", newline="") as fh:
         for row in csv.DictReader(fh):
@@ -165,41 +193,71 @@ def load(kind: str, port: int, proj: Path, args, out: Path, label: str | None = 
                 "requests": int(row["Request Count"]), "errors": int(row["Failure Count"]),
                 "rps": float(row["Requests/s"]), "p50": float(row["50%"] or 0),
                 "p95": float(row["95%"] or 0), "p99": float(row["99%"] or 0)}
-    return {"rows": rows, "mix": mix_line}
+    return {"rows": rows, "mix": mix_line, "client_cpu_s": usage.ru_utime + usage.ru_stime,
+            "warnings": warnings}
+
+
+def server_times(log: Path) -> dict[str, dict]:
+    """Per request name: p50/p99 of the time spent inside the server (request_timing plugin)."""
+    by_name: dict[str, list[float]] = {}
+    if log.exists():
+        for line in log.read_text().splitlines():
+            parts = line.split("\t")
+            if len(parts) == 3 and parts[0] and not parts[0].startswith("/"):
+                by_name.setdefault(parts[0], []).append(float(parts[2]))
+    out = {}
+    for name, values in by_name.items():
+        values.sort()
+        out[name] = {"n": len(values), "p50": values[len(values) // 2],
+                     "p99": values[min(len(values) - 1, int(len(values) * 0.99))]}
+    return out
+
+
+def run_one(kind: str, proj: Path, db: Path, args, work: Path, label: str, extra_env: dict | None = None) -> dict:
+    """Start one server (pinned with --server-cpus), load it, stop it; locust's figures plus
+    the server's CPU seconds and its own per-request times."""
+    port = free_port()
+    timing = work / f"timing-{label}.log"
+    env = {"BENCH_TIMING_LOG": str(timing), **(extra_env or {})}
+    if kind == "project":
+        cmd = [CLI, "--root", str(proj), "serve", "--port", str(port), "--silent"]
+    else:
+        cmd = [str(BIN / "datasette"), "serve", str(db), "--port", str(port), "--plugins-dir", str(HERE / "timing")]
+    server = start(pinned(cmd, args.server_cpus), port, work / f"serve-{label}.log", env=env)
+    try:
+        cpu0 = cpu_seconds(server.pid)
+        result = load(kind, port, proj, args, work, label)
+        result["server_cpu_s"] = cpu_seconds(server.pid) - cpu0
+    finally:
+        stop(server)
+    result["server"] = server_times(timing)
+    return result
 
 
 def site(work: Path, args) -> dict:
     proj = scratch_project(work / "site", with_outputs=True)
+    # the benchmark's timing plugin rides along in the scratch copy only
+    if (proj / "plugins").is_dir():
+        shutil.copy2(HERE / "timing" / "request_timing.py", proj / "plugins" / "request_timing.py")
     subprocess.run([CLI, "--root", str(proj), "build", "--silent"], check=True)
     if not (proj / "metadata.yml").exists():
         subprocess.run([CLI, "--root", str(proj), "metadata", "--silent"], check=True)
     base_dir = work / "baseline"
     base_dir.mkdir()
     db = baseline_db(proj, base_dir)
-    results = {}
-    port = free_port()
-    # the cache-free site first: that is the figure a reader of a new URL gets
-    ours = start([CLI, "--root", str(proj), "serve", "--port", str(port), "--silent"], port, work / "serve.log",
-                 env={"CANADA_ASYLUM_DATA_RESPONSE_CACHE": "0"})
-    try:
-        results["project"] = load("project", port, proj, args, work)
-    finally:
-        stop(ours)
-    if args.with_cache:
-        port = free_port()
-        ours = start([CLI, "--root", str(proj), "serve", "--port", str(port), "--silent"], port,
-                     work / "serve-cache.log", env={"CANADA_ASYLUM_DATA_RESPONSE_CACHE": "1"})
-        try:
-            results["project + in-process cache"] = load("project", port, proj, args, work, "project-cache")
-        finally:
-            stop(ours)
-    port = free_port()
-    naive = start([str(BIN / "datasette"), "serve", str(db), "--port", str(port)], port, work / "baseline.log")
-    try:
-        results["baseline"] = load("baseline", port, proj, args, work)
-    finally:
-        stop(naive)
-    return results
+    runs: list[dict] = []
+    # A B A B: the site and the baseline alternate, so that the machine's slow and fast
+    # spells fall on both; each run is a fresh server process
+    for i in range(args.runs):
+        pair = {}
+        for kind in ("project", "baseline"):
+            pair[kind] = run_one(kind, proj, db, args, work, f"{kind}-{i + 1}",
+                                 {"CANADA_ASYLUM_DATA_RESPONSE_CACHE": "0"} if kind == "project" else None)
+            if kind == "project" and args.with_cache:
+                pair["project + in-process cache"] = run_one("project", proj, db, args, work, f"cache-{i + 1}",
+                                                             {"CANADA_ASYLUM_DATA_RESPONSE_CACHE": "1"})
+        runs.append(pair)
+    return {"runs": runs}
 
 
 BIG = "ircc_claimants_top25_citizenship"
@@ -281,35 +339,75 @@ def show_pipeline(results: dict) -> None:
             print("    " + "\n    ".join(r["tail"]))
 
 
+FACET_PAGE = "table html + facets"
+JSON_API = "json api _shape=array"
+
+
+def _spread(values: list[float], fmt: str = "{:.1f}") -> str:
+    import statistics
+
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return fmt.format(values[0])
+    return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
+
+
 def show_site(results: dict) -> None:
-    print("\n== site load (locust, same mix, same users, same request cap; the project site "
-          "first without any in-process response cache) ==")
-    for kind, r in results.items():
-        print(f"\n-- {kind} --")
-        for line in r["mix"]:
-            print("  " + line)
-        print(f"{'request':<26} {'n':>7} {'err':>5} {'req/s':>8} {'p50':>6} {'p95':>6} {'p99':>6}  (ms)")
-        for name, s in r["rows"].items():
-            print(f"{name:<26} {s['requests']:7d} {s['errors']:5d} {s['rps']:8.1f} {s['p50']:6.0f} "
-                  f"{s['p95']:6.0f} {s['p99']:6.0f}")
-    if {"project", "baseline"} <= results.keys():
-        ours, base = results["project"]["rows"], results["baseline"]["rows"]
-        print("\n-- ratios (project / baseline; throughput higher is better, latency lower) --")
-        for name in ours:
-            if name in base and base[name]["rps"]:
-                o, b = ours[name], base[name]
-                print(f"{name:<26} req/s x{o['rps'] / b['rps']:.2f}   p50 x{o['p50'] / max(b['p50'], 1):.2f}   "
-                      f"p99 x{o['p99'] / max(b['p99'], 1):.2f}")
-        agg = ours.get("Aggregated")
-        json_api = ours.get("json api _shape=array")
-        print("\n-- targets --")
-        if agg:
-            print(f"requests {agg['requests']} (>= 20000), errors {agg['errors']} (0)")
-        if json_api:
-            print(f"JSON table API p99 {json_api['p99']:.0f} ms (< 100 ms)")
-        if agg and base.get("Aggregated"):
-            print(f"throughput {agg['rps']:.1f} vs baseline {base['Aggregated']['rps']:.1f} req/s: "
-                  f"x{agg['rps'] / base['Aggregated']['rps']:.2f} (>= 1.5)")
+    runs = results["runs"]
+    print("\n== site load (locust, same mix, users and request cap; project without any in-process "
+          "response cache; runs alternate A B A B) ==")
+    for i, pair in enumerate(runs, 1):
+        for kind, r in pair.items():
+            n = r["rows"].get("Aggregated", {}).get("requests", 0) or 1
+            print(f"\n-- run {i}: {kind} (server CPU {r['server_cpu_s']:.1f} s = {r['server_cpu_s'] * 1000 / n:.1f} "
+                  f"ms/request; load generator CPU {r['client_cpu_s']:.1f} s = "
+                  f"{r['client_cpu_s'] * 1000 / n:.1f} ms/request) --")
+            for line in r["mix"] + r["warnings"]:
+                print("  " + line)
+            print(f"{'request':<26} {'n':>7} {'err':>5} {'req/s':>8} {'p50':>6} {'p95':>6} {'p99':>6}"
+                  f"   in server: {'p50':>6} {'p99':>6}  (ms)")
+            for name, s in r["rows"].items():
+                srv = r["server"].get(name)
+                inside = f"{srv['p50']:6.0f} {srv['p99']:6.0f}" if srv else ""
+                print(f"{name:<26} {s['requests']:7d} {s['errors']:5d} {s['rps']:8.1f} {s['p50']:6.0f} "
+                      f"{s['p95']:6.0f} {s['p99']:6.0f}               {inside}")
+
+    def series(kind: str, name: str, key: str) -> list[float]:
+        return [p[kind]["rows"][name][key] for p in runs if kind in p and name in p[kind]["rows"]]
+
+    print(f"\n-- summary over {len(runs)} run(s): median (min-max) --")
+    print(f"{'':<30} {'project':>26} {'baseline':>26}")
+    lines = [("throughput, req/s", "Aggregated", "rps", "{:.1f}"),
+             ("errors", "Aggregated", "errors", "{:.0f}"),
+             ("requests", "Aggregated", "requests", "{:.0f}"),
+             (f"{FACET_PAGE} p99 ms", FACET_PAGE, "p99", "{:.0f}"),
+             (f"{FACET_PAGE} p50 ms", FACET_PAGE, "p50", "{:.0f}"),
+             ("json api p99 ms", JSON_API, "p99", "{:.0f}"),
+             ("json api p50 ms", JSON_API, "p50", "{:.0f}"),
+             ("all requests p99 ms", "Aggregated", "p99", "{:.0f}")]
+    for label, name, key, fmt in lines:
+        print(f"{label:<30} {_spread(series('project', name, key), fmt):>26} "
+              f"{_spread(series('baseline', name, key), fmt):>26}")
+    for label, name in ((f"{FACET_PAGE}, in server", FACET_PAGE), ("json api, in server", JSON_API)):
+        for key in ("p50", "p99"):
+            vals = {k: [p[k]["server"][name][key] for p in runs if k in p and name in p[k]["server"]]
+                    for k in ("project", "baseline")}
+            print(f"{label + ' ' + key + ' ms':<30} {_spread(vals['project'], '{:.0f}'):>26} "
+                  f"{_spread(vals['baseline'], '{:.0f}'):>26}")
+    for label, key in (("server CPU ms/request", "server_cpu_s"), ("load generator CPU ms/request", "client_cpu_s")):
+        vals = {k: [p[k][key] * 1000 / max(1, p[k]["rows"]["Aggregated"]["requests"]) for p in runs if k in p]
+                for k in ("project", "baseline")}
+        print(f"{label:<30} {_spread(vals['project']):>26} {_spread(vals['baseline']):>26}")
+    ratios = [p["project"]["rows"]["Aggregated"]["rps"] / p["baseline"]["rows"]["Aggregated"]["rps"]
+              for p in runs if p.get("baseline", {}).get("rows", {}).get("Aggregated", {}).get("rps")]
+    print("\n-- targets (issue): >= 1.5x the baseline's throughput; p99 < 300 ms for the table page with "
+          "facets, < 100 ms for the JSON API; 0 errors --")
+    print(f"throughput ratio per run (project / baseline of the same pair): "
+          f"{', '.join(f'x{r:.2f}' for r in ratios)}; median {_spread(ratios, 'x{:.2f}')}")
+    print(f"{FACET_PAGE} p99: {_spread(series('project', FACET_PAGE, 'p99'), '{:.0f}')} ms; "
+          f"JSON API p99: {_spread(series('project', JSON_API, 'p99'), '{:.0f}')} ms; "
+          f"errors: {sum(series('project', 'Aggregated', 'errors')):.0f}")
 
 
 def main() -> None:
@@ -322,6 +420,12 @@ def main() -> None:
     parser.add_argument("--with-cache", action="store_true",
                         help="also load the site with CANADA_ASYLUM_DATA_RESPONSE_CACHE=1 (an in-process "
                              "response cache, if a plugin provides one)")
+    parser.add_argument("--runs", type=int, default=3,
+                        help="site load: pairs of runs, project and baseline alternated (default 3)")
+    parser.add_argument("--server-cpus", default=None, metavar="LIST",
+                        help="pin the servers to these CPUs (taskset -c LIST), e.g. 0")
+    parser.add_argument("--client-cpus", default=None, metavar="LIST",
+                        help="pin the load generator to these CPUs (taskset -c LIST), e.g. 1")
     parser.add_argument("--skip-pipeline", action="store_true")
     parser.add_argument("--skip-hostile", action="store_true")
     parser.add_argument("--skip-load", action="store_true")

@@ -178,6 +178,6 @@ class Reader(HttpUser):
         names = list(MIX)
         name = random.choices(names, weights=[MIX[n][0] for n in names])[0]
         path = str(MIX[name][1]())
-        with self.client.get(path, name=name, catch_response=True) as response:
+        with self.client.get(path, name=name, catch_response=True, headers={"X-Bench-Name": name}) as response:
             if response.status_code != 200:
                 response.failure(f"status {response.status_code}")

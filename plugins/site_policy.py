@@ -33,13 +33,20 @@ requests, plain 4xx errors, no host paths.
 * Speed: Datasette 0.65 deep-copies the whole metadata in each per-table permission check
   (``_table_permission_allows``) and in ``metadata()``; metadata never changes while the
   site runs, so the results are memoized at startup (bounded; callers get a shallow copy).
-  Only on Datasette 0.65.x (version guard): other versions are left alone.
+  Only on Datasette 0.65.x (version guard): other versions are left alone. The introspection
+  of an immutable database (columns, keys, foreign keys, full-text and hidden tables, and
+  the table-name lookup of every view-table permission check: 62 SQL statements per home
+  page) is memoized too (``CANADA_ASYLUM_DATA_SCHEMA_MEMO=0`` turns it off), and
+  datasette-render-markdown's per-cell hook is left out when no column can use it
+  (``CANADA_ASYLUM_DATA_MARKDOWN_CELLS=keep`` keeps it). Facet suggestions are off in
+  ``serve.SETTINGS``. Figures: benchmarks/README.md.
 """
 
 from __future__ import annotations
 
 import contextvars
 import copy
+import functools
 import json
 import os
 import re
@@ -164,6 +171,86 @@ def _memoize_metadata(datasette) -> None:
         datasette._table_permission_allows = cached_table_allows
 
 
+#: introspection of a database that cannot change: memoized for immutable databases
+SCHEMA_METHODS = ("attached_databases", "table_exists", "table_names", "view_names", "table_columns",
+                  "table_column_details", "primary_keys", "fts_table", "label_column_for_table",
+                  "foreign_keys_for_table", "hidden_table_names", "get_all_foreign_keys",
+                  "get_table_definition", "get_view_definition")
+
+
+#: the statement of Datasette.permission_allowed (0.65.5) for a table's SQLite spelling
+NAME_LOOKUP_SQL = ("select name from sqlite_master "
+                   "where type in ('table', 'view') and name = ? collate nocase")
+
+
+def _memoize_schema(db) -> None:
+    """Each table page asks the database for its columns, keys, foreign keys, full-text
+    table and hidden tables several times (a thread-pool round trip and a PRAGMA each; the
+    database page does it for every table). An immutable file cannot change while served,
+    so the answers are kept (bounded; callers get a copy)."""
+    for name in SCHEMA_METHODS:
+        original = getattr(db, name, None)
+        if original is None:
+            continue
+        cache: dict = {}
+
+        async def memo(*args, _original=original, _cache=cache):
+            if args in _cache:
+                return copy.deepcopy(_cache[args])
+            value = await _original(*args)
+            if len(_cache) < METADATA_CACHE_MAX:
+                _cache[args] = copy.deepcopy(value)
+            return value
+
+        setattr(db, name, memo)
+
+    # Datasette 0.65.5 looks up the SQLite spelling of the table name with a query in every
+    # view-table permission check: one thread-pool round trip per table listed on the home
+    # and database pages (62 of them), about a second under load. Same answer every time.
+    original_execute = db.execute
+    names: dict = {}
+
+    async def execute(sql, params=None, *args, **kwargs):
+        if sql == NAME_LOOKUP_SQL and isinstance(params, (tuple, list)) and len(params) == 1 \
+                and not args and not kwargs:
+            key = str(params[0])
+            if key not in names:
+                result = await original_execute(sql, params)
+                if len(names) >= METADATA_CACHE_MAX:
+                    return result
+                names[key] = result
+            return names[key]
+        return await original_execute(sql, params, *args, **kwargs)
+
+    db.execute = execute
+
+
+MARKDOWN_PLUGIN = "datasette_render_markdown"
+
+
+async def _drop_idle_markdown_cells(datasette) -> None:
+    """datasette-render-markdown (installed with datasette-dashboards, which uses its
+    Markdown rendering) also looks at every text cell of every table page for columns
+    named ``*_markdown`` or configured for it, about a tenth of a large page's time. No
+    column here is one: when none matches and no metadata configures the plugin, its
+    per-cell hook is left out (its other hooks stay)."""
+    from fnmatch import fnmatch
+
+    from datasette.plugins import pm
+
+    impls = [i for i in pm.hook.render_cell.get_hookimpls()
+             if getattr(i.plugin, "__name__", "") == MARKDOWN_PLUGIN]
+    if not impls or "datasette-render-markdown" in json.dumps(datasette.metadata() or {}, default=str):
+        return
+    for db in datasette.databases.values():
+        rows = await db.execute("select p.name from sqlite_master m join pragma_table_info(m.name) p "
+                                "where m.type in ('table', 'view')")
+        if any(fnmatch(r[0], "*_markdown") for r in rows):
+            return
+    for impl in impls:
+        pm.hook.render_cell._remove_plugin(impl.plugin)
+
+
 @hookimpl
 def startup(datasette):
     # Datasette's default error handler prints a rich traceback with locals for every
@@ -179,6 +266,12 @@ def startup(datasette):
         _memoize_metadata(datasette)
     else:
         sys.stderr.write(f"site_policy: metadata memoization off on Datasette {_version()}\n")
+
+    if os.environ.get("CANADA_ASYLUM_DATA_SCHEMA_MEMO", "1") not in ("0", "off", "false"):
+        for db in datasette.databases.values():
+            if not db.is_mutable and not db.is_memory and not getattr(db, "_cad_schema_memo", False):
+                _memoize_schema(db)
+                db._cad_schema_memo = True
 
     # record SQL failures of the current request (see the truncated-stream guard)
     for db in datasette.databases.values():
@@ -202,6 +295,9 @@ def startup(datasette):
 
         db.execute = execute
         db._cad_failure_watch = True
+
+    if os.environ.get("CANADA_ASYLUM_DATA_MARKDOWN_CELLS", "auto") == "auto":
+        return lambda: _drop_idle_markdown_cells(datasette)
 
 
 def robots_txt():
@@ -273,6 +369,11 @@ def _suppressed_labels(datasette) -> dict[str, str]:
     return _SUPPRESSED
 
 
+@functools.lru_cache(maxsize=4096)
+def _measure_set(listed: str) -> frozenset:
+    return frozenset(m.strip() for m in listed.split(","))
+
+
 @hookimpl
 def render_cell(row, value, column, table, datasette):
     if value is not None or not table:
@@ -285,7 +386,7 @@ def render_cell(row, value, column, table, datasette):
         listed = row["suppressed_measures"]
     except (KeyError, IndexError):
         return None
-    if not listed or column not in {m.strip() for m in str(listed).split(",")}:
+    if not listed or column not in _measure_set(str(listed)):
         return None
     from markupsafe import Markup, escape
 

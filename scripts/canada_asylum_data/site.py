@@ -32,6 +32,9 @@ SETTINGS = {
     "allow_download": "on",
     "default_cache_ttl": "86400",
     "num_sql_threads": "3",
+    # no "suggested facets" block: it ran a query per column on every new table URL
+    # (~16% of a table page's CPU); the declared facets and ?_facet= links stay
+    "suggest_facets": "off",
 }
 PLATFORMS = ("cloudrun", "fly")
 #: Cloud Run: scale to zero at rest, up to this many read-only instances under load.

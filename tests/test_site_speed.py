@@ -1,0 +1,158 @@
+"""What the page-speed changes keep and drop (plugins/site_policy.py, serve.SETTINGS): no
+facet suggestions, declared and requested facets unchanged; the memoized introspection of
+the immutable database answers exactly as the database does; the Markdown cell hook is
+left out only when no column could use it. Timings are in benchmarks/bench.py, not here."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from canada_asylum_data.serve import SETTINGS
+
+DB = "canada_asylum"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_no_suggested_facets_but_declared_and_requested_facets_stay(served_site):
+    import httpx
+
+    base, root = served_site
+    assert SETTINGS["suggest_facets"] == "off"
+    declared = yaml.safe_load((root / "metadata.yml").read_text())["databases"][DB]["tables"]["irb_rpd_claims"]["facets"]
+    page = httpx.get(f"{base}/{DB}/irb_rpd_claims.json?_facet=source_id&year__gte=2020", timeout=30).json()
+    assert page["suggested_facets"] == []
+    assert set(page["facet_results"]) == set(declared) | {"source_id"}
+    years = {r["value"] for r in page["facet_results"]["year"]["results"]}
+    assert years and min(years) >= 2020
+    html = httpx.get(f"{base}/{DB}/irb_rpd_claims?year__gte=2020", timeout=30).text
+    assert "Suggested facets" not in html
+    for facet in declared:
+        assert f'data-column="{facet}"' in html
+
+
+# run in a fresh interpreter: plugins register in Datasette's process-wide plugin manager
+SCHEMA_CHECK = r"""
+import asyncio, copy, json, os, sys
+from datasette.app import Datasette
+from datasette.plugins import pm
+root, db_path = sys.argv[1], sys.argv[2]
+METHODS = ("table_exists", "table_columns", "table_column_details", "primary_keys", "fts_table",
+           "label_column_for_table", "foreign_keys_for_table", "get_table_definition")
+
+async def answers(memo):
+    os.environ["CANADA_ASYLUM_DATA_SCHEMA_MEMO"] = memo
+    ds = Datasette(immutables=[db_path], plugins_dir=f"{root}/plugins")
+    await ds.invoke_startup()
+    db = ds.get_database()
+    out = {"tables": await db.table_names(), "views": await db.view_names(),
+           "hidden": await db.hidden_table_names(), "fks": await db.get_all_foreign_keys()}
+    for table in out["tables"] + ["no_such_table"]:
+        for name in METHODS:
+            first = await getattr(db, name)(table)
+            again = await getattr(db, name)(table)
+            assert first == again, (name, table)
+            if isinstance(again, list) and again:
+                again.clear()  # a caller changing its copy changes nothing for the next
+                assert await getattr(db, name)(table) == first, (name, table)
+            out[f"{name}:{table}"] = first
+    for view in out["views"]:
+        out[f"view:{view}"] = await db.get_view_definition(view)
+    return ds, json.loads(json.dumps(out, default=repr))
+
+async def statements(ds, path):
+    # SQL statements the page sends to the data database (each a thread-pool round trip)
+    db = ds.get_database()
+    count, original = [0], db.execute_fn
+    async def counting(fn):
+        count[0] += 1
+        return await original(fn)
+    db.execute_fn = counting
+    try:
+        assert (await ds.client.get(path)).status_code == 200
+    finally:
+        db.execute_fn = original
+    return count[0]
+
+async def main():
+    plain_ds, plain = await answers("0")
+    memo_ds, memo = await answers("1")
+    assert not getattr(plain_ds.get_database(), "_cad_schema_memo", False)
+    assert memo_ds.get_database()._cad_schema_memo
+    assert plain == memo
+    for path in ("/", "/canada_asylum"):
+        await statements(memo_ds, path)  # first visit fills the memo
+        plain_n, memo_n = await statements(plain_ds, path), await statements(memo_ds, path)
+        assert plain_n > len(plain["tables"]) and memo_n <= 2, (path, plain_n, memo_n)
+    # a differently spelled table name still resolves through the (memoized) lookup
+    for ds in (plain_ds, memo_ds):
+        assert await ds.permission_allowed(None, "view-table", ("canada_asylum", "EVENTS"), default=True)
+    print(len(memo))
+
+asyncio.run(main())
+"""
+
+
+def test_memoized_introspection_answers_as_the_database_does(served_site):
+    _, root = served_site
+    db = root / "build" / "canada_asylum.db"
+    result = subprocess.run([sys.executable, "-c", SCHEMA_CHECK, str(root), str(db)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert int(result.stdout.strip()) > 23 * 8
+
+
+MARKDOWN_CHECK = r"""
+import asyncio, sys
+from datasette.app import Datasette
+from datasette.plugins import pm
+root, db_path, table = sys.argv[1], sys.argv[2], sys.argv[3]
+
+async def main():
+    ds = Datasette(immutables=[db_path], plugins_dir=f"{root}/plugins")
+    await ds.invoke_startup()
+    hooks = sorted(getattr(i.plugin, "__name__", i.plugin_name) for i in pm.hook.render_cell.get_hookimpls())
+    html = (await ds.client.get(f"/{ds.get_database().name}/{table}")).text
+    print(repr(hooks), "<strong>bold</strong>" in html)
+
+asyncio.run(main())
+"""
+
+
+def _markdown_check(root: Path, db: Path, table: str) -> tuple[list[str], bool]:
+    result = subprocess.run([sys.executable, "-c", MARKDOWN_CHECK, str(root), str(db), table],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    hooks, rendered = result.stdout.strip().rsplit(" ", 1)
+    return eval(hooks), rendered == "True"  # noqa: S307 (our own repr of a list of names)
+
+
+def test_markdown_cell_hook_left_out_only_when_no_column_can_use_it(served_site, tmp_path):
+    _, root = served_site
+    hooks, _ = _markdown_check(root, root / "build" / "canada_asylum.db", "events")
+    assert "datasette_render_markdown" not in hooks
+    assert "site_policy" in " ".join(hooks)  # the suppressed-cell marker stays
+    db = tmp_path / "notes.db"
+    conn = sqlite3.connect(db)
+    conn.execute("create table notes (id integer primary key, body_markdown text)")
+    conn.execute("insert into notes values (1, 'some **bold** text')")
+    conn.commit()
+    conn.close()
+    hooks, rendered = _markdown_check(root, db, "notes")
+    assert "datasette_render_markdown" in hooks and rendered
+
+
+def test_suppressed_cells_still_marked_on_a_table_page(served_site):
+    import httpx
+
+    base, _ = served_site
+    html = httpx.get(f"{base}/{DB}/irb_rpd_claims?suppressed_measures__notblank=1&_size=20", timeout=30).text
+    assert html.count('<span class="suppressed"') >= 20
+    page = httpx.get(f"{base}/{DB}/irb_rpd_claims.json?suppressed_measures__notblank=1&_size=20&_shape=array",
+                     timeout=30).json()
+    # every listed measure of every row on the page is shown as "--"
+    assert sum(len(r["suppressed_measures"].split(",")) for r in page) == html.count('<span class="suppressed"')
