@@ -39,7 +39,7 @@ requests, plain 4xx errors, no host paths.
   page) is memoized too (``CANADA_ASYLUM_DATA_SCHEMA_MEMO=0`` turns it off), and
   datasette-render-markdown's per-cell hook is left out when no column can use it
   (``CANADA_ASYLUM_DATA_MARKDOWN_CELLS=keep`` keeps it). Facet suggestions are off in
-  ``serve.SETTINGS``. Figures: benchmarks/README.md.
+  ``site.SETTINGS`` (scripts/canada_asylum_data/site.py). Figures: benchmarks/README.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What the page-speed changes keep and drop (plugins/site_policy.py, serve.SETTINGS): no
+"""What the page-speed changes keep and drop (plugins/site_policy.py, site.SETTINGS): no
 facet suggestions, declared and requested facets unchanged; the memoized introspection of
 the immutable database answers exactly as the database does; the Markdown cell hook is
 left out only when no column could use it. Timings are in benchmarks/bench.py, not here."""
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from canada_asylum_data.serve import SETTINGS
+from canada_asylum_data.site import SETTINGS
 
 DB = "canada_asylum"
 ROOT = Path(__file__).resolve().parent.parent
