@@ -251,11 +251,7 @@ def site(work: Path, args) -> dict:
     for i in range(args.runs):
         pair = {}
         for kind in ("project", "baseline"):
-            pair[kind] = run_one(kind, proj, db, args, work, f"{kind}-{i + 1}",
-                                 {"CANADA_ASYLUM_DATA_RESPONSE_CACHE": "0"} if kind == "project" else None)
-            if kind == "project" and args.with_cache:
-                pair["project + in-process cache"] = run_one("project", proj, db, args, work, f"cache-{i + 1}",
-                                                             {"CANADA_ASYLUM_DATA_RESPONSE_CACHE": "1"})
+            pair[kind] = run_one(kind, proj, db, args, work, f"{kind}-{i + 1}", None)
         runs.append(pair)
     return {"runs": runs}
 
@@ -417,9 +413,6 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=int, default=300, help="time cap per site (default 300)")
     parser.add_argument("--mix", choices=["distinct", "repeat"], default="distinct",
                         help="distinct: nearly every URL new (default); repeat: a small fixed set of URLs")
-    parser.add_argument("--with-cache", action="store_true",
-                        help="also load the site with CANADA_ASYLUM_DATA_RESPONSE_CACHE=1 (an in-process "
-                             "response cache, if a plugin provides one)")
     parser.add_argument("--runs", type=int, default=3,
                         help="site load: pairs of runs, project and baseline alternated (default 3)")
     parser.add_argument("--server-cpus", default=None, metavar="LIST",
