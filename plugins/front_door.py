@@ -140,27 +140,48 @@ SHORT_PUBLISHERS = (("Refugee Board", "IRB"), ("Immigration, Refugees and Citize
                     ("Border Services", "CBSA"), ("Mounted Police", "RCMP"), ("UNHCR", "UNHCR"))
 
 
-def short_source(sql: str, version: str = "") -> str:
-    """A one-line credit drawn inside a chart (and so in a saved PNG or SVG)."""
-    from canada_asylum_data.metadata import tables_behind
+def chart_tables(sql: str) -> list[str]:
+    """The tables whose rows a chart's SQL shows (through views; a table the SQL reads but
+    whose rows do not reach the chart is not cited: metadata.tables_shown). Cached per SQL."""
+    from canada_asylum_data.metadata import tables_behind, tables_shown
 
+    cache = _INDEX.setdefault("chart_tables", {})
+    if sql not in cache:
+        sources = _INDEX.get("table_sources") or {}
+        views = _INDEX.get("views") or {}
+        db = _INDEX.get("db_path")
+        if db is None:
+            cache[sql] = tables_behind(sql, set(sources), views)
+        else:
+            conn = sqlite3.connect(f"file:{db}?mode=ro&immutable=1", uri=True)
+            try:
+                cache[sql] = tables_shown(sql, set(sources), views, conn)
+            except sqlite3.Error:
+                cache[sql] = tables_behind(sql, set(sources), views)
+            finally:
+                conn.close()
+    return cache[sql]
+
+
+def short_source(sql: str, version: str = "") -> list[str]:
+    """The credit drawn inside a chart (and so in a saved PNG or SVG), as two short lines
+    that fit a phone: the publishers behind the chart, then the package and its version."""
     sources = _INDEX.get("table_sources") or {}
     names = set()
-    for table in tables_behind(sql, set(sources), _INDEX.get("views") or {}):
+    for table in chart_tables(sql):
         for pub, _ in sources[table]:
             names.add(next((short for key, short in SHORT_PUBLISHERS if key in pub), pub))
-    return (f"Source: {', '.join(sorted(names))}" if names else "Source:") + \
-        f" via canada-asylum-data {version}".rstrip()
+    return [f"Source: {', '.join(sorted(names))}" if names else "Source:",
+            f"via canada-asylum-data {version}".rstrip()]
 
 
 def chart_source(sql: str, version: str = "") -> str:
-    """"Source: ..." line for a chart: the publishers and vintages of the tables its SQL reads."""
-    from canada_asylum_data.metadata import tables_behind, vintage_text
+    """"Source: ..." line for a chart: the publishers and vintages of the tables whose rows it shows."""
+    from canada_asylum_data.metadata import vintage_text
 
     sources = _INDEX.get("table_sources") or {}
-    views = _INDEX.get("views") or {}
     by_pub: dict = {}
-    for table in tables_behind(sql, set(sources), views):
+    for table in chart_tables(sql):
         for pub, vintages in sources[table]:
             by_pub.setdefault(pub, set()).update(vintages)
     parts = [f"{pub} ({vintage_text(v)})" if v else pub for pub, v in sorted(by_pub.items())]
@@ -174,8 +195,10 @@ def startup(datasette):
     datasette.jinja_env.globals.update(cad_lang=cad_lang, cad_num=cad_num)
     _INDEX["conn"] = build_index(datasette)
     _INDEX["table_sources"] = table_sources(datasette)
+    _INDEX["chart_tables"] = {}
     db = datasette.databases.get(DB)
     if db is not None:
+        _INDEX["db_path"] = db.path
         src = sqlite3.connect(f"file:{db.path}?mode=ro&immutable=1", uri=True)
         try:
             _INDEX["views"] = dict(src.execute("select name, sql from sqlite_master where type = 'view'"))
@@ -230,8 +253,8 @@ def extra_template_vars(datasette):
         if chart.get("library") == "vega-lite" and chart.get("query"):
             display = dict(chart.get("display") or {})
             display.setdefault("title", {"text": short_source(chart["query"], version()), "orient": "bottom",
-                                         "anchor": "start", "fontSize": 10, "fontWeight": "normal",
-                                         "color": "#333", "limit": 280})
+                                         "anchor": "start", "fontSize": 11, "fontWeight": "normal",
+                                         "color": "#333", "limit": 0, "offset": 12})
             out["display"] = display
         return out
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from canada_asylum_data.metadata import tables_behind
+from canada_asylum_data.metadata import tables_behind, tables_shown
 
 from .conftest import DATAPACKAGE, copy_project, run
 
@@ -309,3 +309,28 @@ def test_every_chart_has_a_source_line_and_a_data_table(site):
     assert html.count("<caption>") >= n
     # the source line is drawn inside each chart too, so a saved image carries it
     assert html.count('"orient": "bottom"') >= n and "via canada-asylum-data" in html
+
+
+def test_tables_shown_keeps_only_the_tables_whose_rows_reach_the_result():
+    """A chart reading some columns of a view is credited to the tables behind those columns,
+    not to every table the view reads (tables_behind) - through views of views too."""
+    conn = sqlite3.connect(":memory:")
+    conn.executescript("""
+        create table claims (year int, n int);
+        create table snapshots (year int, cumulative int);
+        create table published_totals (fact_table text, year int, n int);
+        insert into claims values (2020, 5), (2021, 7);
+        insert into snapshots values (2020, 50), (2021, 70);
+        insert into published_totals values ('claims', 2020, 5), ('other', 2020, 9);
+        create view wide as select c.year, c.n, s.cumulative from claims c left join snapshots s using (year);
+        create view wider as select w.*, t.n as total from wide w
+            left join published_totals t on t.year = w.year and t.fact_table = 'claims';
+    """)
+    views = dict(conn.execute("select name, sql from sqlite_master where type = 'view'"))
+    resources = {"claims", "snapshots", "other"}
+    assert tables_behind("select year, n from wide", resources, views) == ["claims", "snapshots"]
+    assert tables_shown("select year, n from wide", resources, views, conn) == ["claims"]
+    assert tables_shown("select year, cumulative from wider", resources, views, conn) == ["claims", "snapshots"]
+    # published totals read for one fact table stand for that table
+    assert tables_shown("select total from wider where year = 2020", resources, views, conn) == ["claims"]
+    assert conn.execute("select count(*) from main.claims").fetchone() == (2,)  # nothing emptied
