@@ -300,6 +300,30 @@ def test_robots_let_crawlers_reach_charts_and_dictionary(site):
     assert not robots.can_fetch("*", "http://example.org/-/metadata")
 
 
+def test_robots_sitemap_line_only_from_the_configured_site_url(site, monkeypatch):
+    """robots.txt names the sitemap by an absolute URL built from CANADA_ASYLUM_DATA_SITE_URL,
+    never from the Host header; unset (or not a plain http(s) URL), there is no Sitemap line,
+    and the sitemap itself is answered no-store."""
+    from canada_asylum_data.site import SITE_URL_ENV
+
+    monkeypatch.delenv(SITE_URL_ENV, raising=False)
+    assert "Sitemap:" not in fetch(site, "/robots.txt").text
+    sitemap = fetch(site, "/sitemap.xml")
+    assert sitemap.headers["cache-control"] == "no-store"
+    for bad in ("javascript:alert(1)", "https://user@evil.example/", "https://a.example/?x=1", "/relative"):
+        monkeypatch.setenv(SITE_URL_ENV, bad)
+        assert "Sitemap:" not in fetch(site, "/robots.txt").text, bad
+    monkeypatch.setenv(SITE_URL_ENV, "https://asylum.example.org/data")
+    lines = fetch(site, "/robots.txt").text.splitlines()
+    assert "Sitemap: https://asylum.example.org/data/sitemap.xml" in lines
+    sitemap = fetch(site, "/sitemap.xml")
+    assert "<loc>https://asylum.example.org/data/dictionary</loc>" in sitemap.text
+    assert "127.0.0.1" not in sitemap.text and "localhost" not in sitemap.text
+    assert sitemap.headers["cache-control"].startswith("public")
+    home = fetch(site, "/").text
+    assert '"contentUrl": "https://asylum.example.org/data/canada_asylum.db"' in home
+
+
 def test_every_chart_has_a_source_line_and_a_data_table(site):
     html = fetch(site, "/-/dashboards/journalist").text
     charts = yaml.safe_load((site / "metadata.yml").read_text())["plugins"]["datasette-dashboards"]
