@@ -358,3 +358,42 @@ def test_tables_shown_keeps_only_the_tables_whose_rows_reach_the_result():
     # published totals read for one fact table stand for that table
     assert tables_shown("select total from wider where year = 2020", resources, views, conn) == ["claims"]
     assert conn.execute("select count(*) from main.claims").fetchone() == (2,)  # nothing emptied
+
+
+def test_country_and_province_parameters_fold_once_as_the_lookup_views_do(site):
+    """One folding rule: the views country_lookup / province_lookup hold every accepted spelling
+    folded, each canned query folds its parameter with the very same expression and looks it up
+    there (no per-spelling copies of the replace() chain), and the queries run on the SQLite
+    file without Datasette."""
+    views = {v["name"]: v["sql"] for v in yaml.safe_load((DATAPACKAGE / "views.yml").read_text())["views"]}
+    queries = yaml.safe_load((DATAPACKAGE / "queries.yml").read_text())["queries"]
+    fold = {}
+    for view in ("country_lookup", "province_lookup"):
+        m = re.search(r"select (lower\(.*?trim\(label\).*?\)) as label_folded", views[view])
+        assert m, view
+        fold[view] = m.group(1)
+    assert fold["country_lookup"] == fold["province_lookup"]
+    conn = sqlite3.connect(f"file:{site / 'build' / f'{DB}.db'}?mode=ro&immutable=1", uri=True)
+    used = set()
+    for q in queries:
+        assert q["sql"].count("'É', 'é'") <= 1, q["name"]  # the folding written once per query at most
+        for param, view in (("country", "country_lookup"), ("province", "province_lookup")):
+            if view not in q["sql"]:
+                continue
+            used.add(q["name"])
+            assert q["sql"].count("replace(") == fold[view].count("replace(") + \
+                len(re.findall(r"replace\(replace\(trim\(month_", q["sql"])) * 2, q["name"]
+            assert f"from {view} l, p" in q["sql"], q["name"]
+            assert fold[view].replace("trim(label)", f"trim(p.{param})") in q["sql"], q["name"]
+    assert used == {"country_claims_by_year", "unhcr_origin_in_canada", "interceptions_by_province",
+                    "claims_by_office"}
+    sql = next(q["sql"] for q in queries if q["name"] == "country_claims_by_year")
+    for spelling in ("usa", "US", " ÉTATS-UNIS ", "États-Unis", "United States"):
+        rows = conn.execute(sql, {"country": spelling, "year_from": "", "year_to": ""}).fetchall()
+        assert rows and all(r[0] is None and r[2] == "USA" for r in rows), spelling
+    sql = next(q["sql"] for q in queries if q["name"] == "interceptions_by_province")
+    params = {p: "" for p in re.findall(r":(\w+)", sql)}
+    for spelling in ("QC", "québec", "QUÉBEC", "Quebec"):
+        rows = conn.execute(sql, {**params, "province": spelling}).fetchall()
+        assert rows and {r[2] for r in rows} == {"QC"}, spelling
+    conn.close()
