@@ -20,8 +20,8 @@ import sqlite3
 from urllib.parse import quote
 
 from datasette import hookimpl
+from datasette.utils import tilde_encode
 from datasette.utils.asgi import Response
-from markupsafe import Markup
 
 DB = "canada_asylum"
 _INDEX: dict = {"conn": None}
@@ -52,12 +52,21 @@ DOCUMENTS = [
     ("definition", """select table_name || '.' || measure, counts || ' ' || counted_when || ' '
         || not_comparable_with || ' ' || unit, '/dictionary#measures' from definitions"""),
     ("event", """select event_date || ': ' || title_en, title_fr || ' ' || description,
-        '/canada_asylum/events/' || event_id from events"""),
+        '/canada_asylum/events/' || event_date || ',' || event_id from events"""),
     ("source", """select title, publisher || ' ' || coalesce(notes, '') || ' ' || coalesce(vintage, ''),
         '/canada_asylum/sources/' || id from sources"""),
     ("category", """select category || ': ' || label_en || ' / ' || label_fr,
         code || ' ' || coalesce(description, ''), '/dictionary#categories' from categories"""),
 ]
+
+
+def row_url(url: str) -> str:
+    """A row page's path with each primary-key value tilde-encoded as Datasette expects
+    (``unhcr-asylum-applications-2025.12.1`` would otherwise read as a ``.1`` format)."""
+    if "#" in url or url.count("/") != 3:
+        return url
+    head, _, keys = url.rpartition("/")
+    return head + "/" + ",".join(tilde_encode(k) for k in keys.split(","))
 
 
 def build_index(datasette) -> sqlite3.Connection:
@@ -75,7 +84,7 @@ def build_index(datasette) -> sqlite3.Connection:
             except sqlite3.Error:
                 continue
             mem.executemany("insert into docs values (?, ?, ?, ?)",
-                            [(kind, t or "", b or "", u) for t, b, u in rows])
+                            [(kind, t or "", b or "", row_url(u)) for t, b, u in rows])
         names = src.execute("select name, type from sqlite_master where type in ('table', 'view') "
                             "and name not like '%_fts%' and name not like 'sqlite_%'").fetchall()
     finally:
@@ -141,27 +150,48 @@ SHORT_PUBLISHERS = (("Refugee Board", "IRB"), ("Immigration, Refugees and Citize
                     ("Border Services", "CBSA"), ("Mounted Police", "RCMP"), ("UNHCR", "UNHCR"))
 
 
-def short_source(sql: str, version: str = "") -> str:
-    """A one-line credit drawn inside a chart (and so in a saved PNG or SVG)."""
-    from canada_asylum_data.metadata import tables_behind
+def chart_tables(sql: str) -> list[str]:
+    """The tables whose rows a chart's SQL shows (through views; a table the SQL reads but
+    whose rows do not reach the chart is not cited: metadata.tables_shown). Cached per SQL."""
+    from canada_asylum_data.metadata import tables_behind, tables_shown
 
+    cache = _INDEX.setdefault("chart_tables", {})
+    if sql not in cache:
+        sources = _INDEX.get("table_sources") or {}
+        views = _INDEX.get("views") or {}
+        db = _INDEX.get("db_path")
+        if db is None:
+            cache[sql] = tables_behind(sql, set(sources), views)
+        else:
+            conn = sqlite3.connect(f"file:{db}?mode=ro&immutable=1", uri=True)
+            try:
+                cache[sql] = tables_shown(sql, set(sources), views, conn)
+            except sqlite3.Error:
+                cache[sql] = tables_behind(sql, set(sources), views)
+            finally:
+                conn.close()
+    return cache[sql]
+
+
+def short_source(sql: str, version: str = "") -> list[str]:
+    """The credit drawn inside a chart (and so in a saved PNG or SVG), as two short lines
+    that fit a phone: the publishers behind the chart, then the package and its version."""
     sources = _INDEX.get("table_sources") or {}
     names = set()
-    for table in tables_behind(sql, set(sources), _INDEX.get("views") or {}):
+    for table in chart_tables(sql):
         for pub, _ in sources[table]:
             names.add(next((short for key, short in SHORT_PUBLISHERS if key in pub), pub))
-    return (f"Source: {', '.join(sorted(names))}" if names else "Source:") + \
-        f" via canada-asylum-data {version}".rstrip()
+    return [f"Source: {', '.join(sorted(names))}" if names else "Source:",
+            f"via canada-asylum-data {version}".rstrip()]
 
 
 def chart_source(sql: str, version: str = "") -> str:
-    """"Source: ..." line for a chart: the publishers and vintages of the tables its SQL reads."""
-    from canada_asylum_data.metadata import tables_behind, vintage_text
+    """"Source: ..." line for a chart: the publishers and vintages of the tables whose rows it shows."""
+    from canada_asylum_data.metadata import vintage_text
 
     sources = _INDEX.get("table_sources") or {}
-    views = _INDEX.get("views") or {}
     by_pub: dict = {}
-    for table in tables_behind(sql, set(sources), views):
+    for table in chart_tables(sql):
         for pub, vintages in sources[table]:
             by_pub.setdefault(pub, set()).update(vintages)
     parts = [f"{pub} ({vintage_text(v)})" if v else pub for pub, v in sorted(by_pub.items())]
@@ -172,11 +202,32 @@ def chart_source(sql: str, version: str = "") -> str:
 @hookimpl
 def startup(datasette):
     # Globals too, so pages Datasette renders without extra_template_vars (errors) work.
-    datasette.jinja_env.globals.update(cad_lang=cad_lang, cad_num=cad_num)
+    # cad_base: Datasette's base_url ("/" unless the site is served under a prefix); the
+    # templates write every link of the site as {{ cad_base }}path.
+    base_url = datasette.setting("base_url")
+    _INDEX["base_url"] = base_url
+    datasette.jinja_env.filters["cad_details"] = cad_details
+    datasette.jinja_env.filters["cad_html_links"] = cad_html_links
+    datasette.jinja_env.globals.update(cad_lang=cad_lang, cad_num=cad_num, cad_base=base_url)
+
+    def cad_url(url):
+        """A site path Datasette 0.65 builds from request.path without base_url (the export
+        format links, the CSV form, "show/hide SQL", a facet's "…"): with base_url. The
+        request path reaches Datasette without the prefix (site_policy.strip_base_url),
+        which makes its other links (sorts, facets, next page) right."""
+        if base_url != "/" and isinstance(url, str) and url.startswith("/") \
+                and not url.startswith(("//", base_url)):
+            return base_url + url[1:]
+        return url
+
+    datasette.jinja_env.filters["cad_url"] = cad_url
+    datasette.jinja_env.filters["cad_key"] = tilde_encode  # a primary-key value in a row URL
     _INDEX["conn"] = build_index(datasette)
     _INDEX["table_sources"] = table_sources(datasette)
+    _INDEX["chart_tables"] = {}
     db = datasette.databases.get(DB)
     if db is not None:
+        _INDEX["db_path"] = db.path
         src = sqlite3.connect(f"file:{db.path}?mode=ro&immutable=1", uri=True)
         try:
             _INDEX["views"] = dict(src.execute("select name, sql from sqlite_master where type = 'view'"))
@@ -184,17 +235,50 @@ def startup(datasette):
             src.close()
 
 
+#: "<sentence> (details: <site path>)", as coverage_text writes the periods of a series.
+DETAILS = re.compile(r"\s*(.+?) \(details: (/[^\s)]+)\)")
+
+
+def cad_details(text: str | None):
+    """Plain text whose "(details: /path)" references become links under base_url."""
+    from markupsafe import Markup, escape
+
+    base = _INDEX.get("base_url") or "/"
+    out, last = [], 0
+    for m in re.finditer(r"\(details: (/[^\s)]+)\)", text or ""):
+        out.append(escape(text[last:m.start()]))
+        out.append(Markup('(details: <a href="{}">{}</a>)').format(base + m.group(1)[1:], m.group(1)))
+        last = m.end()
+    out.append(escape((text or "")[last:]))
+    return Markup("").join(out)
+
+
+def cad_html_links(html_text: str | None):
+    """Trusted HTML from metadata.yml (description_html) with its root-relative href/src
+    under base_url. metadata.yml is generated once for every deployment, so it cannot know
+    the prefix; rewriting at render time keeps one metadata.yml for all of them."""
+    from markupsafe import Markup
+
+    base = _INDEX.get("base_url") or "/"
+    text = html_text or ""
+    if base != "/":
+        text = re.sub(r'\b(href|src)="/(?!/)', lambda m: f'{m.group(1)}="{base}', text)
+    return Markup(text)
+
+
 def cad_split(description: str | None) -> dict:
     """A table or view description -> lede (its first two sentences), the rest of its first
     paragraph, caveats, French text, notes and the "Cite this" text, so pages can show the
     lede before the data and the rest behind disclosure elements."""
-    out = {"lede": "", "more": [], "caveats": "", "french": "", "cite": ""}
+    out = {"lede": "", "more": [], "caveats": "", "french": "", "cite": "", "periods": []}
     paras = [p.strip() for p in (description or "").split("\n\n") if p.strip()]
     for i, para in enumerate(paras):
-        if para.startswith("Periods: "):
-            continue  # shown beside the lede with its links (cad_periods)
-        elif para.startswith("Cite this:"):
+        if para.startswith("Cite this:"):
             out["cite"] = para[len("Cite this:"):].strip()
+        elif para.startswith("Periods: "):
+            # coverage_text: "<sentence> (details: /db/coverage?series=x)" per series; the
+            # template links each path through cad_url (base_url)
+            out["periods"] = DETAILS.findall(para[len("Periods: "):])
         elif para.startswith("Caveats:"):
             out["caveats"] = para[len("Caveats:"):].strip()
         elif para.startswith("En français"):
@@ -208,17 +292,6 @@ def cad_split(description: str | None) -> dict:
         else:
             out["more"].append(para)
     return out
-
-
-_PERIODS = re.compile(r'<div class="series-coverage">.*?</div>', re.S)
-
-
-def cad_periods(metadata: dict | None) -> Markup:
-    """The generated "where this series starts and ends" block of a table, view or canned
-    query (metadata.py puts it in description_html, with links to coverage), so the page
-    can show it right under the lede instead of behind a disclosure element."""
-    match = _PERIODS.search((metadata or {}).get("description_html") or "")
-    return Markup(match.group(0)) if match else Markup("")
 
 
 @hookimpl
@@ -244,14 +317,21 @@ def extra_template_vars(datasette):
         if chart.get("library") == "vega-lite" and chart.get("query"):
             display = dict(chart.get("display") or {})
             display.setdefault("title", {"text": short_source(chart["query"], version()), "orient": "bottom",
-                                         "anchor": "start", "fontSize": 10, "fontWeight": "normal",
-                                         "color": "#333", "limit": 280})
+                                         "anchor": "start", "fontSize": 11, "fontWeight": "normal",
+                                         "color": "#333", "limit": 0, "offset": 12})
             out["display"] = display
         return out
 
+    def cad_site_root(request) -> str:
+        """The site's absolute root URL: the configured public URL, else this request's."""
+        from canada_asylum_data.site import public_site_url
+
+        return public_site_url() or f"{request.scheme}://{request.host}{datasette.setting('base_url')}"
+
     return {"cad_chart_source": cad_chart_source, "cad_chart_spec": cad_chart_spec,
+            "cad_site_root": cad_site_root,
             "cad_lang": cad_lang, "cad_num": cad_num, "cad_title": cad_title, "cad_meta": cad_meta,
-            "cad_split": cad_split, "cad_periods": cad_periods}
+            "cad_split": cad_split}
 
 
 async def search_page(datasette, request):
@@ -259,14 +339,23 @@ async def search_page(datasette, request):
     lang = cad_lang(request)
     results = search(q) if q else []
     if request.args.get("_format") == "json":
+        base = datasette.setting("base_url")  # the index stores site paths; links carry the prefix
         return Response.json({"q": q, "results": [
-            {"kind": k, "title": t, "snippet": s, "url": u} for k, t, s, u in results]})
+            {"kind": k, "title": t, "snippet": s, "url": base + u[1:]} for k, t, s, u in results]})
     return Response.html(await datasette.render_template(
         "search.html", {"q": q, "results": results, "lang": lang}, request=request))
 
 
 async def sitemap(datasette, request):
-    base = f"{request.scheme}://{request.host}"
+    from canada_asylum_data.site import public_site_url
+
+    # The configured public URL; else the address this request came to (a sitemap must
+    # list absolute URLs), answered no-store so no cache keeps a hostile Host's version.
+    root = public_site_url()
+    configured = root is not None
+    if root is None:
+        root = f"{request.scheme}://{request.host}{datasette.setting('base_url')}"
+    base = root.rstrip("/")
     paths = ["/", "/?lang=fr", "/-/dashboards/journalist", "/dictionary", "/dictionary?lang=fr",
              f"/{DB}"]
     db = datasette.databases.get(DB)
@@ -280,7 +369,7 @@ async def sitemap(datasette, request):
             + "".join(f"  <url><loc>{html.escape(base + p)}</loc></url>\n" for p in paths)
             + "</urlset>\n")
     return Response(body, content_type="application/xml; charset=utf-8",
-                    headers={"Cache-Control": "public, max-age=86400"})
+                    headers={"Cache-Control": "public, max-age=86400" if configured else "no-store"})
 
 
 @hookimpl

@@ -59,20 +59,21 @@ import datasette as datasette_module
 from datasette import hookimpl
 from datasette.utils.asgi import Base400, Response
 
+#: robots.txt, each path under Datasette's base_url ({base}: "/" unless served under a prefix).
+#: The Sitemap line must be an absolute URL: it is added only when the site's public URL is
+#: configured (front_door.site_url), never built from the request's Host header.
 ROBOTS = """User-agent: *
-Allow: /-/dashboards/
-Allow: /dictionary
-Allow: /sitemap.xml
-Disallow: /*?sql=
-Disallow: /*&sql=
-Disallow: /*?_facet
-Disallow: /*&_facet
-Disallow: /*.csv?
-Disallow: /*.json?
-Disallow: /-/
-Allow: /
-Sitemap: /sitemap.xml
-
+Allow: {base}-/dashboards/
+Allow: {base}dictionary
+Allow: {base}sitemap.xml
+Disallow: {base}*?sql=
+Disallow: {base}*&sql=
+Disallow: {base}*?_facet
+Disallow: {base}*&_facet
+Disallow: {base}*.csv?
+Disallow: {base}*.json?
+Disallow: {base}-/
+Allow: {base}
 """
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -300,8 +301,37 @@ def startup(datasette):
         return lambda: _drop_idle_markdown_cells(datasette)
 
 
-def robots_txt():
-    return Response.text(ROBOTS, headers={"Cache-Control": "public, max-age=86400"})
+def robots_txt(datasette):
+    from canada_asylum_data.site import public_site_url
+
+    text = ROBOTS.format(base=datasette.setting("base_url"))
+    root = public_site_url()
+    if root:
+        text += f"Sitemap: {root}sitemap.xml\n"
+    return Response.text(text + "\n", headers={"Cache-Control": "public, max-age=86400"})
+
+
+def strip_base_url(scope: dict, base_url: str) -> dict:
+    """The request as Datasette would get it from a proxy that strips ``base_url``.
+
+    Datasette 0.65 routes ``/prefix/x`` as ``/x`` but builds the links of a page (column
+    sorts, export formats, facets, next pages) from ``request.path``, which keeps the prefix,
+    and then adds base_url again: ``/prefix/prefix/db/table.csv``. Stripping the prefix from
+    ``path`` and ``raw_path`` here gives Datasette the path it routes on, so each link gets
+    base_url once; and the refusals below (hidden pages, static mounts) see the same path
+    with or without a prefix."""
+    if base_url in ("", "/"):
+        return scope
+    path = scope.get("path", "")
+    if not path.startswith(base_url):
+        return scope
+    out = dict(scope, path="/" + path[len(base_url):])
+    raw = scope.get("raw_path")
+    if isinstance(raw, bytes) and raw.startswith(base_url.encode("latin-1")):
+        out["raw_path"] = b"/" + raw[len(base_url):]
+    elif raw is not None:
+        out.pop("raw_path")
+    return out
 
 
 @hookimpl
@@ -503,6 +533,7 @@ def asgi_wrapper(datasette):
             if scope.get("type") != "http":
                 await app(scope, receive, send)
                 return
+            scope = strip_base_url(scope, datasette.setting("base_url"))
             method = scope.get("method", "GET").upper()
             path = scope.get("path", "")
             if method not in SAFE_METHODS:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from canada_asylum_data.metadata import tables_behind
+from canada_asylum_data.metadata import tables_behind, tables_shown
 
 from .conftest import DATAPACKAGE, copy_project, run
 
@@ -300,6 +300,30 @@ def test_robots_let_crawlers_reach_charts_and_dictionary(site):
     assert not robots.can_fetch("*", "http://example.org/-/metadata")
 
 
+def test_robots_sitemap_line_only_from_the_configured_site_url(site, monkeypatch):
+    """robots.txt names the sitemap by an absolute URL built from CANADA_ASYLUM_DATA_SITE_URL,
+    never from the Host header; unset (or not a plain http(s) URL), there is no Sitemap line,
+    and the sitemap itself is answered no-store."""
+    from canada_asylum_data.site import SITE_URL_ENV
+
+    monkeypatch.delenv(SITE_URL_ENV, raising=False)
+    assert "Sitemap:" not in fetch(site, "/robots.txt").text
+    sitemap = fetch(site, "/sitemap.xml")
+    assert sitemap.headers["cache-control"] == "no-store"
+    for bad in ("javascript:alert(1)", "https://user@evil.example/", "https://a.example/?x=1", "/relative"):
+        monkeypatch.setenv(SITE_URL_ENV, bad)
+        assert "Sitemap:" not in fetch(site, "/robots.txt").text, bad
+    monkeypatch.setenv(SITE_URL_ENV, "https://asylum.example.org/data")
+    lines = fetch(site, "/robots.txt").text.splitlines()
+    assert "Sitemap: https://asylum.example.org/data/sitemap.xml" in lines
+    sitemap = fetch(site, "/sitemap.xml")
+    assert "<loc>https://asylum.example.org/data/dictionary</loc>" in sitemap.text
+    assert "127.0.0.1" not in sitemap.text and "localhost" not in sitemap.text
+    assert sitemap.headers["cache-control"].startswith("public")
+    home = fetch(site, "/").text
+    assert '"contentUrl": "https://asylum.example.org/data/canada_asylum.db"' in home
+
+
 def test_every_chart_has_a_source_line_and_a_data_table(site):
     html = fetch(site, "/-/dashboards/journalist").text
     charts = yaml.safe_load((site / "metadata.yml").read_text())["plugins"]["datasette-dashboards"]
@@ -309,3 +333,67 @@ def test_every_chart_has_a_source_line_and_a_data_table(site):
     assert html.count("<caption>") >= n
     # the source line is drawn inside each chart too, so a saved image carries it
     assert html.count('"orient": "bottom"') >= n and "via canada-asylum-data" in html
+
+
+def test_tables_shown_keeps_only_the_tables_whose_rows_reach_the_result():
+    """A chart reading some columns of a view is credited to the tables behind those columns,
+    not to every table the view reads (tables_behind) - through views of views too."""
+    conn = sqlite3.connect(":memory:")
+    conn.executescript("""
+        create table claims (year int, n int);
+        create table snapshots (year int, cumulative int);
+        create table published_totals (fact_table text, year int, n int);
+        insert into claims values (2020, 5), (2021, 7);
+        insert into snapshots values (2020, 50), (2021, 70);
+        insert into published_totals values ('claims', 2020, 5), ('other', 2020, 9);
+        create view wide as select c.year, c.n, s.cumulative from claims c left join snapshots s using (year);
+        create view wider as select w.*, t.n as total from wide w
+            left join published_totals t on t.year = w.year and t.fact_table = 'claims';
+    """)
+    views = dict(conn.execute("select name, sql from sqlite_master where type = 'view'"))
+    resources = {"claims", "snapshots", "other"}
+    assert tables_behind("select year, n from wide", resources, views) == ["claims", "snapshots"]
+    assert tables_shown("select year, n from wide", resources, views, conn) == ["claims"]
+    assert tables_shown("select year, cumulative from wider", resources, views, conn) == ["claims", "snapshots"]
+    # published totals read for one fact table stand for that table
+    assert tables_shown("select total from wider where year = 2020", resources, views, conn) == ["claims"]
+    assert conn.execute("select count(*) from main.claims").fetchone() == (2,)  # nothing emptied
+
+
+def test_country_and_province_parameters_fold_once_as_the_lookup_views_do(site):
+    """One folding rule: the views country_lookup / province_lookup hold every accepted spelling
+    folded, each canned query folds its parameter with the very same expression and looks it up
+    there (no per-spelling copies of the replace() chain), and the queries run on the SQLite
+    file without Datasette."""
+    views = {v["name"]: v["sql"] for v in yaml.safe_load((DATAPACKAGE / "views.yml").read_text())["views"]}
+    queries = yaml.safe_load((DATAPACKAGE / "queries.yml").read_text())["queries"]
+    fold = {}
+    for view in ("country_lookup", "province_lookup"):
+        m = re.search(r"select (lower\(.*?trim\(label\).*?\)) as label_folded", views[view])
+        assert m, view
+        fold[view] = m.group(1)
+    assert fold["country_lookup"] == fold["province_lookup"]
+    conn = sqlite3.connect(f"file:{site / 'build' / f'{DB}.db'}?mode=ro&immutable=1", uri=True)
+    used = set()
+    for q in queries:
+        assert q["sql"].count("'É', 'é'") <= 1, q["name"]  # the folding written once per query at most
+        for param, view in (("country", "country_lookup"), ("province", "province_lookup")):
+            if view not in q["sql"]:
+                continue
+            used.add(q["name"])
+            assert q["sql"].count("replace(") == fold[view].count("replace(") + \
+                len(re.findall(r"replace\(replace\(trim\(month_", q["sql"])) * 2, q["name"]
+            assert f"from {view} l, p" in q["sql"], q["name"]
+            assert fold[view].replace("trim(label)", f"trim(p.{param})") in q["sql"], q["name"]
+    assert used == {"country_claims_by_year", "unhcr_origin_in_canada", "interceptions_by_province",
+                    "claims_by_office"}
+    sql = next(q["sql"] for q in queries if q["name"] == "country_claims_by_year")
+    for spelling in ("usa", "US", " ÉTATS-UNIS ", "États-Unis", "United States"):
+        rows = conn.execute(sql, {"country": spelling, "year_from": "", "year_to": ""}).fetchall()
+        assert rows and all(r[0] is None and r[2] == "USA" for r in rows), spelling
+    sql = next(q["sql"] for q in queries if q["name"] == "interceptions_by_province")
+    params = {p: "" for p in re.findall(r":(\w+)", sql)}
+    for spelling in ("QC", "québec", "QUÉBEC", "Quebec"):
+        rows = conn.execute(sql, {**params, "province": spelling}).fetchall()
+        assert rows and {r[2] for r in rows} == {"QC"}, spelling
+    conn.close()

@@ -21,8 +21,11 @@ def _relations(root):
     conn = sqlite3.connect(f"file:{root / 'build' / 'canada_asylum.db'}?mode=ro", uri=True)
     try:
         out = []
+        # not the full-text indexes (x_fts and its shadow tables): SQLite's own structures,
+        # with BLOB keys, not published data
         for name, kind in conn.execute("select name, type from sqlite_master where type in ('table', 'view') "
-                                       "and name not like 'sqlite_%' order by name"):
+                                       "and name not like 'sqlite_%' and name not like '%\\_fts%' escape '\\' "
+                                       "order by name"):
             info = conn.execute(f"pragma table_info([{name}])").fetchall()
             cols = [r[1] for r in info]
             pks = [r[1] for r in sorted((r for r in info if r[5]), key=lambda r: r[5])]

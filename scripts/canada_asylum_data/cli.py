@@ -162,10 +162,12 @@ def refresh(obj, mirror, online, no_cache, silent):
 @click.option("--port", default=8001, show_default=True, type=int, help="Port to listen on.")
 @click.option("--rebuild", is_flag=True, help="Rebuild the database even if it is current.")
 @click.option("--dry-run", is_flag=True, help="Print the datasette command instead of running it.")
+@click.option("--setting", "settings", type=(str, str), multiple=True, metavar="NAME VALUE",
+              help="A Datasette setting on top of the site's own (e.g. --setting base_url /asylum/).")
 @silent_option
 @click.pass_obj
 @handle_errors
-def serve(obj, host, port, rebuild, dry_run, silent):
+def serve(obj, host, port, rebuild, dry_run, settings, silent):
     """Serve the data with Datasette (read-only, immutable), building the database first
     if it is missing or older than datapackage/. Needs no network.
 
@@ -178,7 +180,7 @@ def serve(obj, host, port, rebuild, dry_run, silent):
     progress = Progress(silent)
     paths = obj.paths
     pipeline.ensure_database(paths, progress, rebuild=rebuild)
-    cmd = serve_command(describe(paths), host, port)
+    cmd = serve_command(describe(paths, dict(settings)), host, port)
     if dry_run:
         click.echo(shell_quote(cmd))
         return

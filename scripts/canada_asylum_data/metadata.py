@@ -130,8 +130,11 @@ def cite_text(resource: dict, meta: dict, sources: dict, prov: dict | None = Non
             f"(data version {meta.get('version')}, table {resource['name']}), accessed YYYY-MM-DD.")
 
 
-def tables_behind(sql: str, resources: set[str], views: dict[str, str]) -> list[str]:
-    """The package tables a view's or query's SQL reads, views expanded into their tables."""
+def tables_behind(sql: str, resources: set[str], views: dict[str, str],
+                  totals_as_facts: bool = True) -> list[str]:
+    """The package tables a view's or query's SQL reads, views expanded into their tables
+    (``published_totals`` read for some fact tables stands for those tables, unless
+    ``totals_as_facts`` is false)."""
     found: set[str] = set()
     seen: set[str] = set()
     totals_of: set[str] = set()
@@ -147,9 +150,46 @@ def tables_behind(sql: str, resources: set[str], views: dict[str, str]) -> list[
             elif word in views and word not in seen:
                 seen.add(word)
                 todo.append(views[word])
-    if "published_totals" in found and totals_of:
+    if "published_totals" in found and totals_of and totals_as_facts:
         found = (found - {"published_totals"}) | totals_of
     return sorted(found)
+
+
+def tables_shown(sql: str, resources: set[str], views: dict[str, str], conn) -> list[str]:
+    """The tables whose rows a chart (or any read-only query) actually shows: of the tables
+    :func:`tables_behind` finds, those without which the query's result would differ.
+
+    A chart reading a few columns of a wide view (``us_claims_by_year``) reads every table
+    of the view, but only some of them reach its rows: the irregular-crosser snapshots
+    give the view its ``irregular_*`` columns, not the chart's bars. Each candidate table
+    is shadowed, for one run of the query, by an empty TEMP table of the same name, and
+    kept when the result changes. SQLite resolves an unqualified name in the temp schema
+    first, but a view of the main schema binds to main's tables: so every view is first
+    copied as a TEMP view of the same name, whose names resolve through temp. ``conn`` is
+    a SQLite connection to the database (read-only is enough: TEMP objects live outside
+    it); the TEMP views stay on it. ``published_totals`` filtered by fact table
+    stands for those fact tables, as in :func:`tables_behind`."""
+    every = set(resources) | {"published_totals"}
+    candidates = tables_behind(sql, every, views, totals_as_facts=False)
+    totals_of = set(tables_behind(sql, every, views)) - set(candidates)
+    have = {r[0] for r in conn.execute("select name from sqlite_temp_master where type = 'view'")}
+    for name, view_sql in views.items():
+        if name not in have:
+            body = re.sub(r"(?is)^\s*create\s+view\s+(\[[^\]]+\]|\"[^\"]+\"|\S+)\s+as\s", "", view_sql)
+            conn.execute(f'create temp view "{name}" as {body}')
+    baseline = conn.execute(sql).fetchall()
+    shown = []
+    for table in candidates:
+        conn.execute(f'create temp table "{table}" as select * from main."{table}" where 0')
+        try:
+            changed = conn.execute(sql).fetchall() != baseline
+        finally:
+            conn.execute(f'drop table temp."{table}"')
+        if changed:
+            shown.append(table)
+    if "published_totals" in shown:
+        shown = [t for t in shown if t != "published_totals"] + sorted(totals_of)
+    return sorted(set(shown) & set(resources))
 
 
 def derived_cite_text(kind: str, name: str, sql: str, meta: dict, cites: dict[str, tuple],

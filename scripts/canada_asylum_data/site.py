@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shlex
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .errors import CadError
 from .files import sha256_of
@@ -36,6 +38,11 @@ SETTINGS = {
     # (~16% of a table page's CPU); the declared facets and ?_facet= links stay
     "suggest_facets": "off",
 }
+#: The site's public URL (its root, base_url included, e.g. https://asylum.example.org/ or
+#: https://example.org/asylum/): robots.txt's Sitemap line, the sitemap's and the home
+#: page's absolute URLs. Unset: robots.txt has no Sitemap line and the sitemap falls back to
+#: the address the request came to (never trusted for anything cached as the site's own).
+SITE_URL_ENV = "CANADA_ASYLUM_DATA_SITE_URL"
 PLATFORMS = ("cloudrun", "fly")
 #: Cloud Run: scale to zero at rest, up to this many read-only instances under load.
 MAX_INSTANCES = 10
@@ -91,8 +98,15 @@ def datasette_requirement(root: Path) -> str:
     return next((d for d in _dependencies(root) if re.match(r"^datasette($|[<>=!~;\[])", d)), "datasette")
 
 
-def describe(paths: Paths) -> Site:
-    """The project's site: what `serve` runs, `publish` deploys and `export` copies."""
+def describe(paths: Paths, settings: dict[str, str] | None = None) -> Site:
+    """The project's site: what `serve` runs, `publish` deploys and `export` copies.
+    ``settings``: Datasette settings on top of :data:`SETTINGS` (``base_url`` must start
+    and end with ``/``: Datasette joins it to paths as it is)."""
+    extra = dict(settings or {})
+    base_url = extra.get("base_url")
+    if base_url is not None and not (base_url.startswith("/") and base_url.endswith("/")):
+        raise CadError(f"base_url {base_url!r} must start and end with /", "--setting base_url",
+                       "write it like /asylum/")
     root = paths.root
     static = {"static": root / "static"} if (root / "static").is_dir() else {}
     # The data package itself (datapackage.json + CSVs with the publishers' markers).
@@ -101,7 +115,7 @@ def describe(paths: Paths) -> Site:
         root=root, database=paths.db, inspect_file=paths.inspect_file, metadata=paths.metadata,
         plugins_dir=root / "plugins" if (root / "plugins").is_dir() else None,
         templates_dir=root / "templates" if (root / "templates").is_dir() else None,
-        static=static, settings=dict(SETTINGS), plugins=site_plugins(root),
+        static=static, settings={**SETTINGS, **extra}, plugins=site_plugins(root),
         datasette=datasette_requirement(root))
 
 
@@ -196,6 +210,22 @@ def content_hash(site: Site, database: Path | None = None) -> str:
     for name, path in site_files(site):
         digest.update(name.encode() + b"\0" + sha256_of(path).encode())
     return digest.hexdigest()
+
+
+def public_site_url(environ=None) -> str | None:
+    """The configured public URL of the site (:data:`SITE_URL_ENV`), ending in ``/``; None
+    when unset or not a plain http(s) URL (no user, query or fragment)."""
+    value = (os.environ if environ is None else environ).get(SITE_URL_ENV, "").strip()
+    if not value:
+        return None
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc \
+            or parts.query or parts.fragment or any(c in value for c in '<>"\' \n'):
+        return None
+    return value if value.endswith("/") else value + "/"
 
 
 def shell_quote(cmd: list[str]) -> str:
