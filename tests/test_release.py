@@ -189,8 +189,8 @@ def small_project(tmp_path_factory):
     paths.build.mkdir()
     build_database(dp, paths.db, paths.views)
     inspect(paths.db, paths.inspect_file)
-    write_stamp(paths)
     write_metadata(dp, paths.views, paths.metadata)
+    write_stamp(paths)  # the stamp covers metadata.yml too
     return paths
 
 

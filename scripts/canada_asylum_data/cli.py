@@ -12,12 +12,12 @@ import click
 
 from . import pipeline
 from .cli_release import RELEASE_COMMANDS
-from .cli_support import (ClickProgress as Progress, Context, handle_errors, mirror_option,
+from .cli_support import (ClickProgress as Progress, Context, InterruptibleGroup, handle_errors, mirror_option,
                           no_cache_option, online_option, silent_option)
 from .paths import find_root
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=InterruptibleGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Project folder holding datapackage/ (default: found from the current folder).")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")

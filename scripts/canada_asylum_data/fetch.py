@@ -25,6 +25,7 @@ import httpx
 from .errors import ChecksumError, SourceError
 from .files import atomic_write, sha256_of
 from .progress import SILENT, Progress
+from .runs import checkpoint
 from .sources import Source
 
 USER_AGENT = "canada-asylum-data (+https://github.com/canada-asylum-data) httpx"
@@ -87,6 +88,7 @@ def copy_from_mirror(source: Source, mirror: Path, raw_dir: Path) -> Fetched:
     tmp = _tempfile(raw_dir, source)
     try:
         shutil.copyfile(src, tmp)
+        checkpoint("fetch")
         digest, size = _verify(source, tmp, str(src))
         _install(tmp, raw_path(source, raw_dir))
     finally:
