@@ -1,11 +1,15 @@
 """What serving needs besides the command (site.py renders that): the inspect file that
-lets Datasette serve the immutable database without counting rows at start-up, and the
-build stamp that says whether the database is current with datapackage/."""
+lets Datasette serve the immutable database without counting rows at start-up, the
+build stamp that says whether the database is current with datapackage/ and is the file
+it was built as, and the pinned generation a running server reads (:func:`pin_generation`)."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
+import shutil
 from pathlib import Path
 
 from .errors import BuildError
@@ -88,3 +92,49 @@ def inspect(db: Path, out: Path, file: Path | None = None) -> Path:
     data = {db.stem: {"hash": sha256_of(db), "size": db.stat().st_size, "file": str(file or db),
                       "tables": tables}}
     return atomic_write(out, json.dumps(data, indent=2) + "\n")
+
+
+#: Where a running server's generation is kept: build/serving/<stamp>/, hard links to the
+#: database and inspect file it verified. A refresh installs new files by rename, so the
+#: links keep naming the generation the server started with.
+SERVING = "serving"
+IN_USE = ".in-use"
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    if dst.exists():
+        return
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.part")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:  # a file system without hard links
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def pin_generation(paths: Paths) -> tuple[Path, Path]:
+    """The verified database and inspect file as build/serving/<stamp>/ (hard links), held
+    with a shared lock the server process inherits, so nothing deletes them while it runs;
+    folders of generations no server holds are deleted. Call with the project lock held,
+    after the database was verified. Returns (database, inspect file)."""
+    stamp = read_stamp(paths)
+    folder = paths.build / SERVING / str(stamp["database_sha256"])[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / IN_USE, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    os.set_inheritable(fd, True)  # held by the server for as long as it runs
+    db, inspect_file = folder / paths.db.name, folder / paths.inspect_file.name
+    _link_or_copy(paths.db, db)
+    _link_or_copy(paths.inspect_file, inspect_file)
+    for other in (paths.build / SERVING).iterdir():
+        if other != folder and other.is_dir():
+            probe = os.open(other / IN_USE, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a server still runs on it
+            finally:
+                os.close(probe)
+            shutil.rmtree(other, ignore_errors=True)
+    return db, inspect_file
