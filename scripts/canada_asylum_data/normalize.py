@@ -204,8 +204,8 @@ def parse_all(todo: list[Source], raw_files: dict[str, Path], progress: Progress
                     keep(future.result())
                 except BrokenProcessPool:  # a worker died: which source killed it is found below
                     broken.append(futures[future])
-        except BaseException:  # Ctrl-C or an error: stop the workers now
-            stop_pool(pool)
+        except BaseException as exc:  # an error or Ctrl-C (then the workers are killed)
+            stop_pool(pool, now=isinstance(exc, KeyboardInterrupt))
             raise
     # Every source not finished when a worker died is parsed again, one at a time, in a
     # process of its own: the one that kills it again is named in the error.

@@ -15,7 +15,7 @@
 * **Workers die with their parent**: :func:`worker_options` gives a process pool an
   initializer that asks Linux to kill the worker when its parent dies
   (``prctl(PR_SET_PDEATHSIG, SIGKILL)``) and ignores Ctrl-C (the parent stops the pool:
-  :func:`stop_pool`).
+  :func:`stop_pool` kills the workers on Ctrl-C, lets running tasks finish on an error).
 * **A test hook**, :func:`checkpoint`: ``CANADA_ASYLUM_DATA_TEST_PAUSE=<stage>`` makes a
   run print ``paused at <stage>`` on stderr and wait there until it is killed;
   ``CANADA_ASYLUM_DATA_TEST_FAIL=<stage>`` raises a simulated "No space left on device"
@@ -102,11 +102,19 @@ def worker_options() -> dict:
     return {"initializer": die_with_parent, "initargs": (os.getpid(),)}
 
 
-def stop_pool(pool) -> None:
-    """Stop a ``ProcessPoolExecutor`` now: cancel what has not started, kill the workers."""
-    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+def stop_pool(pool, now: bool) -> None:
+    """Shut a ``ProcessPoolExecutor`` down, cancelling what has not started. With ``now``
+    (Ctrl-C) the workers are killed instead of finishing their task; the parent's end of
+    the result pipe is closed too, so the pool's manager thread sees the end of a result a
+    killed worker was writing instead of waiting for it forever. Without ``now`` (an error
+    elsewhere) the running tasks finish, which cannot hang."""
+    if now:
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            with contextlib.suppress(Exception):
+                proc.kill()
+        writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
         with contextlib.suppress(Exception):
-            proc.kill()
+            writer.close()
     pool.shutdown(wait=True, cancel_futures=True)
 
 

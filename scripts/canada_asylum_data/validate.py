@@ -317,8 +317,8 @@ def frictionless_started(descriptor: Path, limit: int = 50, workers: int | None 
     try:
         futures = [pool.submit(_frictionless_group, str(descriptor), g, limit) for g in groups]
         yield lambda: errors_of([f.result() for f in futures])
-    except BaseException:  # on an error elsewhere or Ctrl-C, stop validation nobody will read
-        stop_pool(pool)
+    except BaseException as exc:  # on an error elsewhere or Ctrl-C, stop validation nobody will read
+        stop_pool(pool, now=isinstance(exc, KeyboardInterrupt))
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
