@@ -313,7 +313,7 @@ SCHEMA_CASES = [
     ("unquoted-comma-in-flow-mapping", "schemas/sources.yaml",
      _replace('description: "Provenance and caveats (third-party copies, inferred periods, known publisher errors)."',
               "description: Provenance and caveats (third-party copies, inferred periods, known publisher errors)."),
-     ("'inferred periods', 'known publisher errors).' were unexpected", "sources.yaml line 36", "quote it")),
+     ("'inferred periods', 'known publisher errors).' were unexpected", "sources.yaml line 37", "quote it")),
     ("unknown-reconcile-rule", RAD_SCHEMA, _replace("reconcile: exact", "reconcile: roughly"),
      ("'roughly' is not one of ['exact', 'rounded5']", "(reconcile)", "use one of the values shown")),
     ("foreign-key-to-nowhere", RAD_SCHEMA, _replace("{resource: countries, fields: [code]}", "{resource: nations, fields: [code]}"),
