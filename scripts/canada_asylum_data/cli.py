@@ -12,12 +12,12 @@ import click
 
 from . import pipeline
 from .cli_release import RELEASE_COMMANDS
-from .cli_support import (ClickProgress as Progress, Context, handle_errors, mirror_option,
+from .cli_support import (ClickProgress as Progress, Context, InterruptibleGroup, handle_errors, mirror_option,
                           no_cache_option, online_option, silent_option)
 from .paths import find_root
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=InterruptibleGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Project folder holding datapackage/ (default: found from the current folder).")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
@@ -169,22 +169,33 @@ def refresh(obj, mirror, online, no_cache, silent):
 @handle_errors
 def serve(obj, host, port, rebuild, dry_run, settings, silent):
     """Serve the data with Datasette (read-only, immutable), building the database first
-    if it is missing or older than datapackage/. Needs no network.
+    if it is missing, older than datapackage/ or not the file its build stamp describes
+    (truncated or edited). Needs no network. A running server keeps serving the
+    generation it started with until it is restarted.
 
     \b
     Example:
       canada-asylum-data serve --port 8001
     """
+    import dataclasses
+
+    from .runs import project_lock
+    from .serve import pin_generation
     from .site import describe, serve_command, shell_quote
 
     progress = Progress(silent)
     paths = obj.paths
-    pipeline.ensure_database(paths, progress, rebuild=rebuild)
-    cmd = serve_command(describe(paths, dict(settings)), host, port)
+    site = describe(paths, dict(settings))
+    with project_lock(paths, progress):
+        pipeline.ensure_database(paths, progress, rebuild=rebuild)
+        if not dry_run:  # serve the generation just verified, whatever a later refresh installs
+            db, inspect_file = pin_generation(paths)
+            site = dataclasses.replace(site, database=db, inspect_file=inspect_file)
+    cmd = serve_command(site, host, port)
     if dry_run:
         click.echo(shell_quote(cmd))
         return
-    progress.say(f"serve: http://{host}:{port}/")
+    progress.say(f"serve: http://{host}:{port}/ (this generation until restarted)")
     os.execv(sys.executable, cmd) if os.name == "posix" else sys.exit(__import__("subprocess").call(cmd))
 
 

@@ -46,6 +46,25 @@ class ClickProgress(Progress):
             yield bar.update
 
 
+#: Exit status of a run stopped by Ctrl-C (128 + SIGINT, as a shell reports it).
+INTERRUPTED = 130
+
+
+class InterruptibleGroup(click.Group):
+    """The command group: Ctrl-C anywhere in a command ends it with one `Error:` line and
+    exit status 130 (never 0, and not Click's bare "Aborted!")."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            name = ctx.invoked_subcommand or ctx.info_name
+            click.echo(f"Error: interrupted (Ctrl-C), in {name}, the outputs are the previous ones "
+                       "or the complete new ones and no temporary file is left; run the command "
+                       "again", err=True)
+            ctx.exit(INTERRUPTED)
+
+
 def handle_errors(fn):
     """Turn library errors into `Error: ...` (traceback only with --debug). An error's
     ``details`` (e.g. the failing checks of a validation) are printed first."""
@@ -65,7 +84,7 @@ def handle_errors(fn):
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except KeyboardInterrupt:
-            raise click.Abort()
+            raise  # InterruptibleGroup reports it
         except Exception as exc:  # noqa: BLE001 - last line of defence for users
             if debug:
                 raise

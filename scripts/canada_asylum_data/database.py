@@ -26,6 +26,7 @@ from .errors import BuildError, ConfigError
 from .files import atomic_path
 from .package_io import read_descriptor
 from .progress import SILENT, Progress
+from .runs import checkpoint
 from .schemas import Schema, load_schemas
 
 #: Python type per Table Schema type, from which sqlite-utils names the column type.
@@ -90,12 +91,17 @@ def build_database(datapackage_dir: Path, db_path: Path, views_path: Path,
             for pragma in PRAGMAS:
                 conn.execute(f"PRAGMA {pragma}")
             db = sqlite_utils.Database(conn)
-            for res in progress.items(order, "build", show=lambda r: r["name"] if r else ""):
+            for i, res in enumerate(progress.items(order, "build", show=lambda r: r["name"] if r else "")):
                 _load_table(db, datapackage_dir / res["path"], res, keys[res["name"]],
                             schemas.get(res["name"]))
+                if i == 0:
+                    checkpoint("build")
             _create_views(db, views_path)
             _create_fts(conn, schemas, resources)
             conn.commit()
+        except sqlite3.OperationalError as exc:  # e.g. "database or disk is full"
+            raise BuildError(f"cannot write the database ({exc})", str(db_path),
+                             "free disk space and run again; the previous outputs are unchanged") from exc
         finally:
             conn.close()
     return db_path

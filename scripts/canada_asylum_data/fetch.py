@@ -42,6 +42,7 @@ import httpx
 from .errors import CadError, ChecksumError, SourceError
 from .files import sha256_of
 from .progress import SILENT, Progress
+from .runs import checkpoint
 from .sources import Source
 
 USER_AGENT = "canada-asylum-data (+https://github.com/canada-asylum-data) httpx"
@@ -203,6 +204,7 @@ def copy_from_mirror(source: Source, mirror: Path, raw_dir: Path) -> Fetched:
     tmp = _tempfile(raw_dir, source)
     try:
         shutil.copyfile(src, tmp)
+        checkpoint("fetch")
         digest, size = _verify(source, tmp, str(src))
         _install(tmp, raw_path(source, raw_dir))
     finally:

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from .errors import ParseError
+from .runs import die_with_parent
 
 if TYPE_CHECKING:  # pragma: no cover
     from .sources import Source
@@ -328,7 +329,8 @@ def _check_mhtml(data: bytes, source: "Source", path: Path, lim: Limits) -> None
 
 # --------------------------------------------------------------------------- native readers
 
-def _child(conn, err, fn: Callable, args: tuple) -> None:
+def _child(conn, err, fn: Callable, args: tuple, parent: int) -> None:
+    die_with_parent(parent)  # a SIGKILL of the run takes this process with it
     os.dup2(err.fileno(), 2)  # what a native reader prints as it dies goes into the error
     faulthandler.disable()  # the parent reports this process's death
     try:
@@ -375,11 +377,13 @@ def run_isolated(fn: Callable, args: tuple, source: "Source") -> Any:
     receiver, sender = ctx.Pipe(duplex=False)
     with tempfile.TemporaryFile() as err:
         sys.stderr.flush()
-        proc = ctx.Process(target=_child, args=(sender, err, fn, args), daemon=True)
+        proc = ctx.Process(target=_child, args=(sender, err, fn, args, os.getpid()), daemon=True)
         proc.start()
         sender.close()
+        answered = False
         try:
             status, payload = receiver.recv()
+            answered = True
         except EOFError:
             proc.join()
             how = describe_exit(proc.exitcode)
@@ -387,9 +391,9 @@ def run_isolated(fn: Callable, args: tuple, source: "Source") -> Any:
             raise worker_died(source, f"{how}: {said}" if said else how) from None
         finally:
             receiver.close()
-            if proc.is_alive():
+            if proc.is_alive() and answered:
                 proc.join(5)
-            if proc.is_alive():  # pragma: no cover - it sent its answer but hangs on exit
+            if proc.is_alive():  # interrupted (Ctrl-C), or it sent its answer but hangs on exit
                 proc.kill()
                 proc.join()
         err.seek(0)

@@ -33,6 +33,7 @@ from .provinces import PROVINCES
 from .sources import Source
 from .revisions import compare_vintages, period_of, vintage_cells, vintage_order
 from .reference import reference_tables
+from .runs import checkpoint, stop_pool, worker_options
 
 
 @dataclass
@@ -200,17 +201,17 @@ def parse_all(todo: list[Source], raw_files: dict[str, Path], progress: Progress
             keep(run_isolated(prepare_source, a, a[0]) if native_reader(a[0]) else prepare_source(*a))
         return out
     broken: list[tuple] = []
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, **worker_options()) as pool:
         futures = {pool.submit(prepare_source, *a): a for a in args}
         try:
+            checkpoint("parse")
             for future in progress.items(as_completed(futures), "parse", length=len(futures)):
                 try:
                     keep(future.result())
                 except BrokenProcessPool:  # a worker died: which source killed it is found below
                     broken.append(futures[future])
-        except BaseException:
-            for future in futures:
-                future.cancel()
+        except BaseException as exc:  # an error or Ctrl-C (then the workers are killed)
+            stop_pool(pool, now=isinstance(exc, KeyboardInterrupt))
             raise
     # Every source not finished when a worker died is parsed again, one at a time, in a
     # process of its own: the one that kills it again is named in the error.

@@ -1,9 +1,10 @@
 """Write the data package: ``datapackage/data/<table>.csv`` and ``datapackage.json``.
 
 Output is deterministic (rows sorted by primary key, fixed column order, no timestamps)
-and atomic: everything is written into a staging folder first (:func:`stage_package`) and
-only moved into place (:func:`install_package`) once every table has been written and
-checked, so a failure leaves the previous package untouched.
+and atomic: everything is written into a staging folder first (:func:`stage_package`); the
+pipeline installs it together with the metadata and database built from it
+(runs.install_generation). :func:`write_package` stages and installs a package folder in
+one go, for folders outside a project's pipeline (tests, fixtures).
 """
 
 from __future__ import annotations

@@ -5,23 +5,42 @@ Each stage takes the project's :class:`~.paths.Paths` and a :class:`~.progress.P
 returns what it produced and raises a :class:`~.errors.CadError` when it cannot; none of
 them prints anything but progress, and none imports the command-line library (cli.py and
 cli_release.py parse options, call a stage and print its result).
+
+Every stage that writes holds the project lock (runs.project_lock, re-entrant), and every
+install goes through one install record (runs.install_generation), so a run stopped at
+any point leaves the previous outputs or the complete new ones, and the next run cleans up.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import CadError, SourceError, ValidationError
-from .files import atomic_write, staged_folder
+from .errors import BuildError, CadError, SourceError, ValidationError
+from .files import atomic_write
+from .package_io import DESCRIPTOR
 from .paths import MIRROR_ENV, Paths
 from .progress import SILENT, Progress
+from .runs import BUILD_STAGING, PACKAGE_STAGING, checkpoint, install_generation, project_lock, staged
 
 #: How many failing checks a validation error lists.
 SHOWN_PROBLEMS = 20
+
+
+def locked(stage):
+    """Run ``stage(paths, progress, ...)`` holding the project lock (see runs.py)."""
+
+    @functools.wraps(stage)
+    def wrapper(paths: Paths, *args, **kwargs):
+        progress = args[0] if args else kwargs.get("progress", SILENT)
+        with project_lock(paths, progress):
+            return stage(paths, *args, **kwargs)
+
+    return wrapper
 
 
 # --- fetch ---------------------------------------------------------------------------
@@ -40,6 +59,7 @@ def resolve_mirror(paths: Paths, mirror: Path | None, online: bool) -> Path | No
     return default if default.is_dir() else None
 
 
+@locked
 def fetch(paths: Paths, progress: Progress = SILENT, mirror: Path | None = None,
           online: bool = False, only: set[str] | None = None) -> list:
     """Bring the raw files into build/raw/ (see fetch.py); returns one ``Fetched`` a source."""
@@ -135,18 +155,11 @@ def _write_log(raw_dir: Path, results: list) -> None:
 
 # --- package -------------------------------------------------------------------------
 
-def package(paths: Paths, progress: Progress = SILENT, workers: int | None = None,
-            validate: bool = False, use_cache: bool = True):
-    """Parse build/raw/ and write datapackage/. The package is written in full to a
-    staging folder; with ``validate`` it is validated there (see :func:`validate_stage`),
-    and only then installed, so a failure leaves the previous package untouched.
-    ``use_cache``: reuse build/cache/parsed/ for sources whose inputs are unchanged, and
-    Frictionless-validate only the resources the ledger does not already vouch for.
-    Returns the normalize result (tables, vintage comparisons, ...)."""
+def _normalize(paths: Paths, progress: Progress, workers: int | None, use_cache: bool):
+    """Parse build/raw/ (parsers + normalize): returns (sources, normalize result)."""
     from .cache import ParseCache
     from .fetch import present_raw_files
     from .normalize import normalize
-    from .package import install_package, stage_package
     from .sources import load_all_sources
 
     sources = load_all_sources(paths.datapackage)
@@ -156,17 +169,58 @@ def package(paths: Paths, progress: Progress = SILENT, workers: int | None = Non
     cache = ParseCache(paths.parse_cache) if use_cache else None
     result = normalize(sources, raw, paths.datapackage, progress=progress, workers=workers,
                        cache=cache)
-    with staged_folder(paths.datapackage, ".staging-") as staging:
+    return sources, result
+
+
+def _package_moves(paths: Paths, staging: Path, names: list[str]) -> tuple[list, list]:
+    """The renames that install a staged package (CSVs, then the descriptor) and the CSVs
+    of tables it no longer has."""
+    from .package import DATA_DIR
+
+    moves = [(staging / name, paths.datapackage / name) for name in names]
+    kept = {paths.datapackage / name for name in names}
+    stale = [p for p in sorted((paths.datapackage / DATA_DIR).glob("*.csv")) if p not in kept]
+    return moves, stale
+
+
+def link_inputs(paths: Paths, staging: Path) -> None:
+    """Make a staged package readable as a whole project folder: every input of
+    datapackage/ (schemas/, sources.d/, views.yml, ...) linked beside its own data/ and
+    datapackage.json, so the database and metadata are built from the staged package."""
+    from .package import DATA_DIR
+
+    for entry in sorted(paths.datapackage.iterdir()):
+        if entry.name.startswith(".") or entry.name in (DATA_DIR, DESCRIPTOR):
+            continue
+        (staging / entry.name).symlink_to(entry.resolve(), target_is_directory=entry.is_dir())
+
+
+@locked
+def package(paths: Paths, progress: Progress = SILENT, workers: int | None = None,
+            validate: bool = False, use_cache: bool = True):
+    """Parse build/raw/ and write datapackage/. The package is written in full to a
+    staging folder; with ``validate`` it is validated there (see :func:`validate_stage`),
+    and only then installed (one install record: runs.install_generation), so a failure
+    leaves the previous package untouched.
+    ``use_cache``: reuse build/cache/parsed/ for sources whose inputs are unchanged, and
+    Frictionless-validate only the resources the ledger does not already vouch for.
+    Returns the normalize result (tables, vintage comparisons, ...)."""
+    from .package import stage_package
+
+    sources, result = _normalize(paths, progress, workers, use_cache)
+    with staged(paths, paths.datapackage, PACKAGE_STAGING) as staging:
         names = stage_package(result.tables, paths.datapackage, sources, staging)
         if validate:
             validate_stage(paths, progress, folder=staging, incremental=use_cache)
-        install_package(staging, names, paths.datapackage)
+        moves, stale = _package_moves(paths, staging, names)
+        install_generation(paths, moves, stale, [staging], progress)
     progress.say(f"package: wrote {len(result.tables)} tables to {paths.datapackage / 'data'}")
     return result
 
 
 # --- validate ------------------------------------------------------------------------
 
+@locked
 def validate_stage(paths: Paths, progress: Progress = SILENT, frictionless: bool = True,
                    folder: Path | None = None, incremental: bool = False,
                    report_path: Path | None = None):
@@ -208,25 +262,60 @@ def validate_stage(paths: Paths, progress: Progress = SILENT, frictionless: bool
 
 # --- build ---------------------------------------------------------------------------
 
+def build_into(paths: Paths, package_dir: Path, out: Path, metadata_file: Path,
+               progress: Progress = SILENT) -> list[tuple[Path, Path]]:
+    """Build the database, its inspect file and build stamp from ``package_dir`` into the
+    staging folder ``out``; returns the renames that install them (the database last)."""
+    from .database import build_database
+    from .serve import STAMP, fingerprint, inspect, stamp_data
+
+    db = out / paths.db.name
+    views = package_dir / paths.views.name
+    try:
+        build_database(package_dir, db, views, progress=progress)
+        inspect(db, out / paths.inspect_file.name, file=paths.db)
+        atomic_write(out / STAMP, stamp_data(db, fingerprint(package_dir / DESCRIPTOR, views,
+                                                             metadata_file)))
+    except OSError as exc:
+        raise BuildError(f"cannot write the database ({exc.strerror or exc})", str(out),
+                         "free disk space (or fix the permissions) and run again; the previous "
+                         "outputs are unchanged") from exc
+    return [(out / paths.inspect_file.name, paths.inspect_file), (out / STAMP, paths.build / STAMP),
+            (db, paths.db)]
+
+
+@locked
 def build(paths: Paths, progress: Progress = SILENT) -> Path:
     """Build build/canada_asylum.db from datapackage/, with its inspect file and the stamp
-    that tells :func:`database_is_current` which package it was built from."""
-    from .database import build_database
-    from .serve import inspect, write_stamp
-
-    build_database(paths.datapackage, paths.db, paths.views, progress=progress)
-    inspect(paths.db, paths.inspect_file)
-    write_stamp(paths)
+    that tells :func:`database_is_current` which package it was built from; the three are
+    built in a staging folder and installed together."""
+    with staged(paths, paths.build, BUILD_STAGING) as out:
+        moves = build_into(paths, paths.datapackage, out, paths.metadata, progress)
+        install_generation(paths, moves, staging=[out], progress=progress)
     progress.say(f"build: wrote {paths.db}")
     return paths.db
 
 
+@locked
 def ensure_database(paths: Paths, progress: Progress = SILENT, rebuild: bool = False) -> Path:
-    """The database, built first when it is missing, older than datapackage/ or ``rebuild``."""
-    from .serve import database_is_current
+    """The database, verified: rebuilt first when it is missing, older than datapackage/,
+    views.yml or metadata.yml, not the file its build stamp describes (truncated, edited),
+    or with ``rebuild``. Raises BuildError when even the rebuilt file does not verify."""
+    from .serve import database_is_current, database_matches_stamp
 
-    if rebuild or not database_is_current(paths):
+    if rebuild:
         build(paths, progress)
+    elif not database_is_current(paths):
+        if paths.db.exists():
+            progress.say("build: the database is older than datapackage/, views.yml or metadata.yml; rebuilding")
+        build(paths, progress)
+    elif not database_matches_stamp(paths):
+        progress.say(f"build: {paths.db} is not the file its build stamp describes (truncated or "
+                     "edited?); rebuilding")
+        build(paths, progress)
+    if not (database_is_current(paths) and database_matches_stamp(paths)):
+        raise BuildError("the database does not match its build stamp even after a rebuild",
+                         str(paths.db), "check the disk, delete build/ and run `canada-asylum-data build`")
     return paths.db
 
 
@@ -253,6 +342,7 @@ def site_content_hash(paths: Paths, progress: Progress = SILENT, write: bool = T
 
 # --- metadata ------------------------------------------------------------------------
 
+@locked
 def metadata(paths: Paths, progress: Progress = SILENT, check: bool = False) -> Path:
     """Write metadata.yml from datapackage/, or with ``check`` fail if it would change."""
     from .metadata import check_metadata, write_metadata
@@ -276,11 +366,35 @@ class Refreshed:
     metadata: Path
 
 
+@locked
 def refresh(paths: Paths, progress: Progress = SILENT, mirror: Path | None = None,
             online: bool = False, use_cache: bool = True, workers: int | None = None) -> Refreshed:
-    """Every stage in order. The new package is validated before it replaces datapackage/,
-    so a refresh that fails validation leaves the previous package, database and metadata
-    untouched."""
+    """Every stage in order, all or nothing: the new package is staged and validated, the
+    metadata and the database (with its inspect file and stamp) are built from the staged
+    package, and only then are all of them installed together (runs.install_generation).
+    A refresh that fails or is stopped at any point leaves the previous package, database
+    and metadata as they were (or, stopped during the install itself, the next run
+    completes it)."""
+    from .metadata import write_metadata
+    from .package import stage_package
+
     fetched = fetch(paths, progress, mirror=mirror, online=online)
-    packaged = package(paths, progress, workers=workers, validate=True, use_cache=use_cache)
-    return Refreshed(fetched, packaged, build(paths, progress), metadata(paths, progress))
+    sources, packaged = _normalize(paths, progress, workers, use_cache)
+    with staged(paths, paths.datapackage, PACKAGE_STAGING) as staging, \
+            staged(paths, paths.build, BUILD_STAGING) as out:
+        names = stage_package(packaged.tables, paths.datapackage, sources, staging)
+        validate_stage(paths, progress, folder=staging, incremental=use_cache)
+        link_inputs(paths, staging)
+        meta = out / paths.metadata.name
+        try:
+            write_metadata(staging, staging / paths.views.name, meta)
+            checkpoint("metadata")
+        except OSError as exc:
+            raise CadError(f"cannot write metadata.yml ({exc.strerror or exc})", str(out),
+                           "free disk space and run again; the previous outputs are unchanged") from exc
+        moves = build_into(paths, staging, out, meta, progress)
+        package_moves, stale = _package_moves(paths, staging, names)
+        install_generation(paths, package_moves + [(meta, paths.metadata)] + moves, stale,
+                           [staging, out], progress)
+    progress.say(f"refresh: installed {len(packaged.tables)} tables, {paths.metadata.name} and {paths.db}")
+    return Refreshed(fetched, packaged, paths.db, paths.metadata)

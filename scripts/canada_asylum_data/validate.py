@@ -28,6 +28,7 @@ from pathlib import Path
 from .cells import SUPPRESSED
 from .errors import ValidationError
 from .package_io import descriptor_path, read_descriptor
+from .runs import checkpoint, stop_pool, worker_options
 from .schemas import load_schemas
 
 ROUNDING = 2  # largest distance between a true value and its value rounded to 5
@@ -312,11 +313,14 @@ def frictionless_started(descriptor: Path, limit: int = 50, workers: int | None 
     if not chosen or workers == 1:
         yield lambda: errors_of([_frictionless_group(str(descriptor), g, limit) for g in groups])
         return
-    pool = ProcessPoolExecutor(max_workers=workers)
+    pool = ProcessPoolExecutor(max_workers=workers, **worker_options())
     try:
         futures = [pool.submit(_frictionless_group, str(descriptor), g, limit) for g in groups]
         yield lambda: errors_of([f.result() for f in futures])
-    finally:  # on an error elsewhere, do not wait for validation nobody will read
+    except BaseException as exc:  # on an error elsewhere or Ctrl-C, stop validation nobody will read
+        stop_pool(pool, now=isinstance(exc, KeyboardInterrupt))
+        raise
+    finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -340,6 +344,7 @@ def validate_package(datapackage_dir: Path, with_frictionless: bool = True,
     with ExitStack() as stack:
         errors = (stack.enter_context(frictionless_started(descriptor, resources=resources))
                   if with_frictionless else list)
+        checkpoint("validate")
         report.checks = reconcile({r["name"]: datapackage_dir / r["path"] for r in desc["resources"]},
                                   schemas)
         report.frictionless_errors = errors()
