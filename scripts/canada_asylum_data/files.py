@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 CHUNK = 1 << 20
 
@@ -64,15 +64,18 @@ def atomic_write(path: Path, data: bytes | str, encoding: str = "utf-8") -> Path
 
 
 @contextlib.contextmanager
-def staged_folder(parent: Path, prefix: str) -> Iterator[Path]:
+def staged_folder(parent: Path, prefix: str,
+                  keep: Callable[[], bool] | None = None) -> Iterator[Path]:
     """A fresh folder inside ``parent`` to lay out a set of files before :func:`install`;
-    removed with whatever is left in it when the block ends."""
+    removed with whatever is left in it when the block ends, unless ``keep()`` says it is
+    still needed (an install record points into it)."""
     parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     try:
         yield staging
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if keep is None or not keep():
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def install(staging: Path, target: Path, names: Iterable[str],

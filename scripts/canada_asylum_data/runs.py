@@ -36,13 +36,12 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
 
 from .errors import CadError
-from .files import atomic_write
+from .files import atomic_write, staged_folder
 from .paths import Paths
 from .progress import SILENT, Progress
 
@@ -196,13 +195,8 @@ def holds_lock(paths: Paths) -> bool:
 def staged(paths: Paths, parent: Path, prefix: str) -> Iterator[Path]:
     """A fresh folder in ``parent`` to lay out part of a generation; deleted when the block
     ends unless an install record still needs what is in it."""
-    parent.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-    try:
+    with staged_folder(parent, prefix, keep=journal_path(paths).exists) as folder:
         yield folder
-    finally:
-        if not journal_path(paths).exists():
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _rel(paths: Paths, path: Path) -> str:
