@@ -20,9 +20,11 @@ OGL = [{"name": "OGL-Canada-2.0", "title": "Open Government Licence - Canada",
 
 
 def outputs(root: Path) -> dict[str, str]:
+    """Every file of the package, the metadata and build/, but the project lock (build/.lock,
+    which every writing command takes: it holds no output)."""
     files = [*(root / "datapackage").rglob("*"), root / "metadata.yml", *(root / "build").rglob("*")]
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(files) if p.is_file()}
+            for p in sorted(files) if p.is_file() and p.name != ".lock"}
 
 
 def project(tmp_path: Path, *records: dict) -> Path:
