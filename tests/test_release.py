@@ -157,6 +157,12 @@ def test_calendar_versions_and_set_version(tmp_path):
     assert yaml.safe_load((dp / "package.yaml").read_text())["version"] == "2026.12.01"
     assert list(json.loads((dp / "datapackage.json").read_text())) == ["name", "version", "resources"]
     assert json.loads((dp / "datapackage.json").read_text())["version"] == "2026.12.01"
+    # the citation file beside datapackage/ follows: version and its date
+    (tmp_path / "CITATION.cff").write_text('cff-version: 1.2.0\nversion: "2026.12.01"\n'
+                                           'date-released: "2026-12-01"\ntitle: t\n')
+    set_version(dp, "2026.12.02.1")
+    cff = yaml.safe_load((tmp_path / "CITATION.cff").read_text())
+    assert (cff["version"], cff["date-released"], cff["title"]) == ("2026.12.02.1", "2026-12-02", "t")
 
 
 def test_committed_package_has_a_calendar_version():

@@ -84,8 +84,13 @@ def next_version(current: str | None, today: _dt.date) -> str:
     return f"{base}.{n}"
 
 
+_RELEASED_LINE = re.compile(r'^(date-released:\s*)(["\']?)([^"\'\n]*)(\2)\s*$', re.M)
+
+
 def set_version(datapackage_dir: Path, version: str) -> None:
-    """Write ``version`` into package.yaml (input) and datapackage.json (output) in place."""
+    """Write ``version`` into package.yaml (input) and datapackage.json (output) in place,
+    and into CITATION.cff beside datapackage/ (``version``, and ``date-released`` as the
+    version's date), so the citation file names the data a reader downloads."""
     yaml_path = datapackage_dir / "package.yaml"
     text = yaml_path.read_text(encoding="utf-8")
     if not _VERSION_LINE.search(text):
@@ -96,3 +101,8 @@ def set_version(datapackage_dir: Path, version: str) -> None:
         desc = read_descriptor(datapackage_dir)
         atomic_write(descriptor_path(datapackage_dir),
                      json.dumps({**desc, "version": version}, indent=2, ensure_ascii=False) + "\n")
+    cff = datapackage_dir.parent / "CITATION.cff"
+    if cff.is_file():
+        released = "-".join(version.split(".")[:3])
+        text = _VERSION_LINE.sub(lambda m: f'{m[1]}"{version}"', cff.read_text(encoding="utf-8"), count=1)
+        atomic_write(cff, _RELEASED_LINE.sub(lambda m: f'{m[1]}"{released}"', text, count=1))
