@@ -46,12 +46,6 @@ def resources(desc: dict) -> dict[str, dict]:
     return {r["name"]: r for r in desc["resources"]}
 
 
-def table_paths(folder: Path, desc: dict | None = None) -> dict[str, Path]:
-    """Resource name -> its CSV file under ``folder``."""
-    desc = desc if desc is not None else read_descriptor(folder)
-    return {r["name"]: folder / r["path"] for r in desc["resources"]}
-
-
 def iter_rows(path: Path) -> Iterator[dict]:
     """A package CSV row by row as dicts, every cell the text written ('' stays '')."""
     try:
