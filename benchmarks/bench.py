@@ -221,6 +221,8 @@ def run_one(kind: str, proj: Path, db: Path, args, work: Path, label: str, extra
     env = {"BENCH_TIMING_LOG": str(timing), **(extra_env or {})}
     if kind == "project":
         cmd = [CLI, "--root", str(proj), "serve", "--port", str(port), "--silent"]
+        for name, value in args.setting or []:
+            cmd += ["--setting", name, value]
     else:
         cmd = [str(BIN / "datasette"), "serve", str(db), "--port", str(port), "--plugins-dir", str(HERE / "timing")]
     server = start(pinned(cmd, args.server_cpus), port, work / f"serve-{label}.log", env=env)
@@ -419,6 +421,8 @@ def main() -> None:
                         help="pin the servers to these CPUs (taskset -c LIST), e.g. 0")
     parser.add_argument("--client-cpus", default=None, metavar="LIST",
                         help="pin the load generator to these CPUs (taskset -c LIST), e.g. 1")
+    parser.add_argument("--setting", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                        help="a Datasette setting for the project's site (serve --setting), e.g. num_sql_threads 1")
     parser.add_argument("--skip-pipeline", action="store_true")
     parser.add_argument("--skip-hostile", action="store_true")
     parser.add_argument("--skip-load", action="store_true")

@@ -374,55 +374,6 @@ def extra_template_vars(template, request, datasette, database, table):
     }
 
 
-# ---------------------------------------------------------------- suppressed cells
-
-_SUPPRESSED: dict[str, str] = {}
-
-
-def _suppressed_labels(datasette) -> dict[str, str]:
-    """table -> label of the "--" marker, from the data package served at /datapackage/."""
-    if _SUPPRESSED:
-        return _SUPPRESSED
-    for mount, folder in getattr(datasette, "static_mounts", []) or []:
-        if mount != "datapackage":
-            continue
-        try:
-            with open(f"{folder}/datapackage.json", encoding="utf-8") as fh:
-                package = json.load(fh)
-        except (OSError, ValueError):
-            break
-        for resource in package.get("resources", []):
-            for marker in (resource.get("schema") or {}).get("missingValues") or []:
-                if isinstance(marker, dict) and marker.get("value") == "--":
-                    _SUPPRESSED[resource["name"]] = marker.get("label") or "suppressed by the publisher"
-    _SUPPRESSED.setdefault("", "")  # loaded (even if empty)
-    return _SUPPRESSED
-
-
-@functools.lru_cache(maxsize=4096)
-def _measure_set(listed: str) -> frozenset:
-    return frozenset(m.strip() for m in listed.split(","))
-
-
-@hookimpl
-def render_cell(row, value, column, table, datasette):
-    if value is not None or not table:
-        return None
-    labels = _suppressed_labels(datasette)
-    label = labels.get(table)
-    if not label:
-        return None
-    try:
-        listed = row["suppressed_measures"]
-    except (KeyError, IndexError):
-        return None
-    if not listed or column not in _measure_set(str(listed)):
-        return None
-    from markupsafe import Markup, escape
-
-    return Markup(f'<span class="suppressed" title="{escape(label)}">--</span>')
-
-
 # ---------------------------------------------------------------- errors
 
 @hookimpl

@@ -399,3 +399,56 @@ def test_country_and_province_parameters_fold_once_as_the_lookup_views_do(site):
         rows = conn.execute(sql, {**params, "province": spelling}).fetchall()
         assert rows and {r[2] for r in rows} == {"QC"}, spelling
     conn.close()
+
+
+def test_home_and_charts_figures_are_answered_once_per_database_file():
+    """cad_sql (plugins/front_door.py) runs a statement once per immutable database file
+    (its content hash), per statement and parameters; never memoizes a mutable one; and
+    keeps at most SQL_MEMO_SIZE answers."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("front_door_memo", DATAPACKAGE.parent / "plugins" / "front_door.py")
+    front_door = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(front_door)
+
+    class Result:
+        def __init__(self, rows):
+            self.rows = rows
+
+    class FakeDb:
+        def __init__(self, name, hash_, mutable=False):
+            self.name, self.hash, self.is_mutable, self.calls = name, hash_, mutable, 0
+
+        async def execute(self, sql, params=None):
+            self.calls += 1
+            return Result([(sql, repr(params), self.hash, self.calls)])
+
+    class FakeDatasette:
+        def __init__(self, db):
+            self.db = db
+
+        def get_database(self, name=None):
+            return self.db
+
+    async def scenario():
+        old = FakeDb(DB, "aaa")
+        ds = FakeDatasette(old)
+        first = await front_door.memo_sql(ds, "select 1", None, DB)
+        assert await front_door.memo_sql(ds, "select 1", None, DB) == first and old.calls == 1
+        await front_door.memo_sql(ds, "select 1", {"y": 2}, DB)
+        await front_door.memo_sql(ds, "select 1", {"y": 3}, DB)
+        assert old.calls == 3  # parameters are part of the key
+        new = FakeDb(DB, "bbb")  # a new generation of the same database
+        ds.db = new
+        assert (await front_door.memo_sql(ds, "select 1", None, DB))[0][2] == "bbb" and new.calls == 1
+        live = FakeDb("scratch", None, mutable=True)
+        ds.db = live
+        await front_door.memo_sql(ds, "select 1", None, "scratch")
+        await front_door.memo_sql(ds, "select 1", None, "scratch")
+        assert live.calls == 2
+        ds.db = old
+        for i in range(front_door.SQL_MEMO_SIZE + 10):
+            await front_door.memo_sql(ds, f"select {i}", None, DB)
+        assert len(front_door._SQL_MEMO) == front_door.SQL_MEMO_SIZE
+
+    asyncio.run(scenario())
