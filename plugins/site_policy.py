@@ -36,7 +36,7 @@ requests, plain 4xx errors, no host paths.
   Only on Datasette 0.65.x (version guard): other versions are left alone. The introspection
   of an immutable database (columns, keys, foreign keys, full-text and hidden tables, and
   the table-name lookup of every view-table permission check: 62 SQL statements per home
-  page) is memoized too (``CANADA_ASYLUM_DATA_SCHEMA_MEMO=0`` turns it off), and
+  page; the schema-version check Datasette runs at the start of every request) is memoized too (``CANADA_ASYLUM_DATA_SCHEMA_MEMO=0`` turns it off), and
   datasette-render-markdown's per-cell hook is left out when no column can use it
   (``CANADA_ASYLUM_DATA_MARKDOWN_CELLS=keep`` keeps it). Facet suggestions are off in
   ``site.SETTINGS`` (scripts/canada_asylum_data/site.py). Figures: benchmarks/README.md.
@@ -226,6 +226,29 @@ def _memoize_schema(db) -> None:
     db.execute = execute
 
 
+def _memoize_schema_refresh(datasette) -> None:
+    """Datasette 0.65 starts every request by checking each database's schema version
+    (``refresh_schemas``: a query on its internal catalogue and a ``PRAGMA schema_version``
+    per database, each a thread-pool round trip, so a JSON request waits in the busy event
+    loop three more times). Immutable files cannot change while served: once a refresh has
+    seen the same set of databases, none of them mutable, later refreshes return at once.
+    A database added later (or a mutable one) makes it refresh as before."""
+    original = getattr(datasette, "_refresh_schemas", None)
+    if original is None:
+        return
+    seen: dict = {"names": None}
+
+    async def refresh():
+        names = tuple(datasette.databases)
+        if seen["names"] == names:
+            return
+        await original()
+        if all(not db.is_mutable for name, db in datasette.databases.items() if name != "_internal"):
+            seen["names"] = names
+
+    datasette._refresh_schemas = refresh
+
+
 MARKDOWN_PLUGIN = "datasette_render_markdown"
 
 
@@ -273,6 +296,9 @@ def startup(datasette):
             if not db.is_mutable and not db.is_memory and not getattr(db, "_cad_schema_memo", False):
                 _memoize_schema(db)
                 db._cad_schema_memo = True
+        if not getattr(datasette, "_cad_refresh_memo", False):
+            _memoize_schema_refresh(datasette)
+            datasette._cad_refresh_memo = True
 
     # record SQL failures of the current request (see the truncated-stream guard)
     for db in datasette.databases.values():

@@ -156,3 +156,48 @@ def test_suppressed_cells_still_marked_on_a_table_page(served_site):
                      timeout=30).json()
     # every listed measure of every row on the page is shown as "--"
     assert sum(len(r["suppressed_measures"].split(",")) for r in page) == html.count('<span class="suppressed"')
+
+
+REFRESH_CHECK = r"""
+import asyncio, json, sqlite3, sys
+from datasette.app import Datasette
+root, db_path, scratch = sys.argv[1], sys.argv[2], sys.argv[3]
+
+async def statements(ds, path):
+    r = await ds.client.get(path + "&_trace=1")
+    assert r.status_code == 200, (path, r.status_code)
+    return [t["sql"] for t in r.json()["_trace"]["traces"]]
+
+async def main():
+    out = {}
+    ds = Datasette(immutables=[db_path], plugins_dir=f"{root}/plugins", settings={"trace_debug": True})
+    await ds.invoke_startup()
+    path = "/canada_asylum/irb_rpd_claims.json?_shape=objects&country_code=USA"
+    first = await statements(ds, path)
+    later = await statements(ds, path + "&year__gte=2020")
+    out["immutable"] = [first, later]
+    sqlite3.connect(scratch).execute("create table t (x)")
+    ds = Datasette([scratch], immutables=[db_path], plugins_dir=f"{root}/plugins", settings={"trace_debug": True})
+    await ds.invoke_startup()
+    await statements(ds, path)
+    out["mutable"] = await statements(ds, path + "&year__gte=2020")
+    print(json.dumps(out))
+
+asyncio.run(main())
+"""
+
+
+def test_schema_refresh_is_skipped_only_while_every_database_is_immutable(served_site, tmp_path):
+    """Datasette checks every database's schema version at the start of each request; on a
+    site of immutable databases the check runs once (plugins/site_policy.py)."""
+    import json
+
+    _, root = served_site
+    result = subprocess.run([sys.executable, "-c", REFRESH_CHECK, str(root), str(root / "build" / "canada_asylum.db"),
+                             str(tmp_path / "scratch.db")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout)
+    first, later = out["immutable"]
+    assert any("irb_rpd_claims" in sql for sql in later)  # the page's own statements run
+    assert not any("schema_version" in sql for sql in later), later
+    assert any("schema_version" in sql for sql in out["mutable"]), out["mutable"]
