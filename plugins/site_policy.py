@@ -36,7 +36,8 @@ requests, plain 4xx errors, no host paths.
   Only on Datasette 0.65.x (version guard): other versions are left alone. The introspection
   of an immutable database (columns, keys, foreign keys, full-text and hidden tables, and
   the table-name lookup of every view-table permission check: 62 SQL statements per home
-  page; the schema-version check Datasette runs at the start of every request) is memoized too (``CANADA_ASYLUM_DATA_SCHEMA_MEMO=0`` turns it off), and
+  page; the schema-version check Datasette runs at the start of every request; the labels
+  of foreign-key values) is memoized too (``CANADA_ASYLUM_DATA_SCHEMA_MEMO=0`` turns it off), and
   datasette-render-markdown's per-cell hook is left out when no column can use it
   (``CANADA_ASYLUM_DATA_MARKDOWN_CELLS=keep`` keeps it). Facet suggestions are off in
   ``site.SETTINGS`` (scripts/canada_asylum_data/site.py). Figures: benchmarks/README.md.
@@ -249,6 +250,46 @@ def _memoize_schema_refresh(datasette) -> None:
     datasette._refresh_schemas = refresh
 
 
+#: at most this many remembered foreign-key labels (the reference tables here hold a few hundred)
+LABEL_MEMO_MAX = 100_000
+
+
+def _memoize_labels(datasette) -> None:
+    """Datasette looks up the labels of foreign-key values (country names for
+    ``country_code``, source titles for ``source_id``) with one query per facet and one
+    for the rows of every table page: three or four thread-pool round trips, each a wait
+    in the busy event loop. In an immutable database a value's label cannot change, so
+    each label found is kept (a value with no label is asked again) and only values not
+    yet seen are looked up."""
+    original = getattr(datasette, "expand_foreign_keys", None)
+    if original is None:
+        return
+    labels: dict = {}
+
+    async def expand_foreign_keys(database, table, column, values):
+        db = datasette.databases.get(database)
+        if db is None or db.is_mutable:
+            return await original(database, table, column, values)
+        wanted = set(values)
+        out = {}
+        missing = []
+        for value in wanted:
+            key = (database, table, column, value)
+            if key in labels:
+                out[(column, value)] = labels[key]
+            else:
+                missing.append(value)
+        if missing:
+            found = await original(database, table, column, missing)
+            for (col, value), label in found.items():
+                out[(col, value)] = label
+                if col == column and value in wanted and len(labels) < LABEL_MEMO_MAX:
+                    labels[(database, table, column, value)] = label
+        return out
+
+    datasette.expand_foreign_keys = expand_foreign_keys
+
+
 MARKDOWN_PLUGIN = "datasette_render_markdown"
 
 
@@ -298,6 +339,7 @@ def startup(datasette):
                 db._cad_schema_memo = True
         if not getattr(datasette, "_cad_refresh_memo", False):
             _memoize_schema_refresh(datasette)
+            _memoize_labels(datasette)
             datasette._cad_refresh_memo = True
 
     # record SQL failures of the current request (see the truncated-stream guard)

@@ -88,6 +88,14 @@ async def main():
         await statements(memo_ds, path)  # first visit fills the memo
         plain_n, memo_n = await statements(plain_ds, path), await statements(memo_ds, path)
         assert plain_n > len(plain["tables"]) and memo_n <= 2, (path, plain_n, memo_n)
+    # foreign-key labels (rows and facets) are the same from the memo, on a first and a later visit
+    for path in ("/canada_asylum/irb_rpd_claims.json?_labels=on&_facet=country_code&_facet=source_id&year__gte=2019",
+                 "/canada_asylum/irb_rpd_claims.json?_labels=on&_facet=country_code&year=2016&_size=300",
+                 "/canada_asylum/cbsa_ircc_claimants.json?_labels=on&_facet=province_code&_size=200"):
+        for _ in range(2):
+            a, b = (await plain_ds.client.get(path)).json(), (await memo_ds.client.get(path)).json()
+            assert a["rows"] == b["rows"] and a["facet_results"] == b["facet_results"], path
+            assert any(isinstance(v, dict) and "label" in v for r in b["rows"] for v in r.values()), path
     # a differently spelled table name still resolves through the (memoized) lookup
     for ds in (plain_ds, memo_ds):
         assert await ds.permission_allowed(None, "view-table", ("canada_asylum", "EVENTS"), default=True)
