@@ -148,6 +148,24 @@ def test_stopping_the_server_stops_every_worker(workers_site):
     assert session_pids(proc.pid) == {}
 
 
+def test_no_worker_outlives_a_killed_server(served_site):
+    """SIGKILL to the server (no chance to stop its workers): the workers die with it."""
+    _, root = served_site
+    proc, base, log = start_serve(root, "--workers", "2", log_name="serve-killed.log")
+    try:
+        assert httpx.get(base + "/canada_asylum/provinces.json?_shape=array", timeout=30).status_code == 200
+        workers = {int(p) for p in re.findall(r"Started server process \[(\d+)\]", log.read_text())}
+        assert len(workers) == 2 and workers <= set(session_pids(proc.pid))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        deadline = time.time() + 20
+        while session_pids(proc.pid) and time.time() < deadline:
+            time.sleep(0.2)
+        assert session_pids(proc.pid) == {}
+    finally:
+        stop_serve(proc)
+
+
 def test_dry_run_prints_the_workers_command(served_site):
     """The workers get exactly the arguments `serve --dry-run` shows for one process."""
     _, root = served_site

@@ -62,9 +62,17 @@ def build(args: list[str]):
 def app():
     """uvicorn's factory (``canada_asylum_data.asgi:app --factory``): the site's ASGI app.
     A missing or invalid :data:`SERVE_ARGS_ENV` ends the worker with an ``Error:`` line
-    and uvicorn's start-up failure status, which stops the server."""
+    and uvicorn's start-up failure status, which stops the server. A worker of uvicorn's
+    supervisor is killed when the supervisor dies (even by SIGKILL), so no worker goes on
+    serving, and holding the port, without it."""
+    import multiprocessing
+
+    from .runs import kill_when_parent_dies
     from .serve import hold_generation
 
+    supervisor = multiprocessing.parent_process()
+    if supervisor is not None:  # a worker of uvicorn's supervisor: never outlive it
+        kill_when_parent_dies(supervisor.pid)
     try:
         args = serve_args()
         ds = build(args)
