@@ -1,6 +1,6 @@
 """Benchmarks: prints figures, asserts nothing.
 
-    python benchmarks/bench.py [--requests 20000] [--users 16] [--skip-pipeline] [--skip-load]
+    python benchmarks/bench.py [--requests 20000] [--users 16] [--workers 1] [--skip-pipeline] [--skip-load]
 
 1. Pipeline, each step a fresh process on a scratch copy of the project (wall time and peak
    RSS of that process, from os.wait4; the short `datasette inspect` child of `build` is
@@ -10,12 +10,13 @@
 2. Site, side by side in the same run: our `canada-asylum-data serve` (immutable, indexes,
    views, canned queries, plugins) against a naive baseline (the same CSVs loaded with
    `sqlite-utils insert --csv`, no schemas or indexes, served by `datasette` with default
-   settings), each loaded with locust (headless, benchmarks/locustfile.py) with the same mix,
+   settings; always one process), each loaded with locust (headless, benchmarks/locustfile.py) with the same mix,
    users and request count, alternated A B A B over --runs pairs (fresh servers each run;
    --server-cpus / --client-cpus pin them with taskset). Prints requests, errors, req/s and
    p50/p95/p99 per request type, the time spent inside each server (benchmarks/timing/),
    each server's and the load generator's CPU per request, and the median and min-max over
-   the runs with the ratio of each pair.
+   the runs with the ratio of each pair. --workers N serves our site with
+   `serve --workers N` (N uvicorn processes on one port; default 1, one Datasette process).
 
 Targets (from the issue): refresh < 10 s and < 500 MB; build < 2 s; 0 errors over >= 20,000
 requests at 16 users; on distinct URLs without an in-process cache: >= 1.5x the baseline's
@@ -155,7 +156,8 @@ def baseline_db(proj: Path, dest: Path) -> Path:
 
 def cpu_seconds(session: int) -> float:
     """User + system CPU seconds of every live process in a session (the server and its
-    threads; `serve` execs Datasette, so the session is the server)."""
+    threads; `serve` execs Datasette, or uvicorn's supervisor and its workers with
+    --workers N, so the session is the server)."""
     tick = os.sysconf("SC_CLK_TCK")
     total = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -220,7 +222,7 @@ def run_one(kind: str, proj: Path, db: Path, args, work: Path, label: str, extra
     timing = work / f"timing-{label}.log"
     env = {"BENCH_TIMING_LOG": str(timing), **(extra_env or {})}
     if kind == "project":
-        cmd = [CLI, "--root", str(proj), "serve", "--port", str(port), "--silent"]
+        cmd = [CLI, "--root", str(proj), "serve", "--port", str(port), "--silent", "--workers", str(args.workers)]
         for name, value in args.setting or []:
             cmd += ["--setting", name, value]
     else:
@@ -255,7 +257,7 @@ def site(work: Path, args) -> dict:
         for kind in ("project", "baseline"):
             pair[kind] = run_one(kind, proj, db, args, work, f"{kind}-{i + 1}", None)
         runs.append(pair)
-    return {"runs": runs}
+    return {"runs": runs, "workers": args.workers}
 
 
 BIG = "ircc_claimants_top25_citizenship"
@@ -271,16 +273,17 @@ HOSTILE = {  # the requests of the hardening report; the first two are refused (
 SIMPLE = "/canada_asylum/provinces.json?_shape=array&code=QC"
 
 
-def hostile(work: Path) -> dict:
+def hostile(work: Path, workers: int = 1) -> dict:
     """Each hostile request alone, then a simple request while four of them run at once."""
     import statistics
     import threading
 
     proj = work / "site"
     port = free_port()
-    proc = start([CLI, "--root", str(proj), "serve", "--port", str(port), "--silent"], port, work / "hostile.log")
+    proc = start([CLI, "--root", str(proj), "serve", "--port", str(port), "--silent", "--workers", str(workers)],
+                 port, work / "hostile.log")
     base = f"http://127.0.0.1:{port}"
-    out: dict = {"alone": {}, "simple": {}}
+    out: dict = {"alone": {}, "simple": {}, "workers": workers}
     try:
         with httpx.Client(base_url=base, timeout=120) as c:
             for name, path in HOSTILE.items():
@@ -315,7 +318,7 @@ def hostile(work: Path) -> dict:
 
 
 def show_hostile(r: dict) -> None:
-    print("\n== hostile requests (largest table) ==")
+    print(f"\n== hostile requests (largest table; {r['workers']} server process(es)) ==")
     for name, (status, seconds) in r["alone"].items():
         print(f"{name:<36} status {status}  {seconds * 1000:8.0f} ms alone")
     for label, (p50, p95, worst) in r["simple"].items():
@@ -353,8 +356,9 @@ def _spread(values: list[float], fmt: str = "{:.1f}") -> str:
 
 def show_site(results: dict) -> None:
     runs = results["runs"]
-    print("\n== site load (locust, same mix, users and request cap; project without any in-process "
-          "response cache; runs alternate A B A B) ==")
+    print(f"\n== site load (locust, same mix, users and request cap; project without any in-process "
+          f"response cache, served by {results['workers']} process(es) (--workers); baseline one "
+          f"datasette process; runs alternate A B A B) ==")
     for i, pair in enumerate(runs, 1):
         for kind, r in pair.items():
             n = r["rows"].get("Aggregated", {}).get("requests", 0) or 1
@@ -423,12 +427,17 @@ def main() -> None:
                         help="pin the load generator to these CPUs (taskset -c LIST), e.g. 1")
     parser.add_argument("--setting", nargs=2, action="append", metavar=("NAME", "VALUE"),
                         help="a Datasette setting for the project's site (serve --setting), e.g. num_sql_threads 1")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="serve our site with `serve --workers N` (default 1: one Datasette process)")
     parser.add_argument("--skip-pipeline", action="store_true")
     parser.add_argument("--skip-hostile", action="store_true")
     parser.add_argument("--skip-load", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cad-bench-"))
+    load_avg = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"bench: our site with --workers {args.workers}; {args.users} users, {args.requests} requests, "
+          f"{args.runs} run(s), mix {args.mix}; {os.cpu_count()} CPUs, load average {load_avg}")
     try:
         if not args.skip_pipeline:
             show_pipeline(pipeline(work))
@@ -438,8 +447,9 @@ def main() -> None:
             if not (work / "site").exists():
                 proj = scratch_project(work / "site", with_outputs=True)
                 subprocess.run([CLI, "--root", str(proj), "build", "--silent"], check=True)
-            show_hostile(hostile(work))
+            show_hostile(hostile(work, args.workers))
     finally:
+        print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         if args.keep:
             print(f"\nscratch folder: {work}")
         else:

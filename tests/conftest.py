@@ -105,47 +105,64 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def served_site(tmp_path_factory):
-    """The committed data package built and served by the real `serve` command (with the
-    project's plugins, templates and settings) on 127.0.0.1, shared by the site tests.
-    Yields (base URL, project root)."""
-    import signal
+def start_serve(root: Path, *args: str, log_name: str = "serve.log"):
+    """Start the real `canada-asylum-data serve` on ``root`` (its own session, output to
+    build/<log_name>) on a free port and wait until it answers. Returns (process, base URL,
+    log path); stop it with :func:`stop_serve`."""
     import subprocess
     import sys
     import time
 
     import httpx
 
+    port = _free_port()
+    exe = Path(sys.executable).with_name("canada-asylum-data")
+    log_path = root / "build" / log_name
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:  # a file, not a pipe: the access log never blocks
+        proc = subprocess.Popen([str(exe), "--root", str(root), "serve", "--port", str(port), "--silent", *args],
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            httpx.get(base + "/robots.txt", timeout=2)
+            return proc, base, log_path
+        except httpx.HTTPError:
+            if proc.poll() is not None or time.time() > deadline:
+                stop_serve(proc)
+                raise AssertionError(log_path.read_text()[-3000:])
+            time.sleep(0.3)
+
+
+def stop_serve(proc) -> None:
+    """End a server :func:`start_serve` started, and everything in its session."""
+    import signal
+    import subprocess
+
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+    except ProcessLookupError:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def served_site(tmp_path_factory):
+    """The committed data package built and served by the real `serve` command (with the
+    project's plugins, templates and settings) on 127.0.0.1, shared by the site tests.
+    Yields (base URL, project root)."""
     root = copy_project(tmp_path_factory.mktemp("served") / "site")
     result = run(root, "build", "--silent")
     assert result.exit_code == 0, result.output
-    port = _free_port()
-    exe = Path(sys.executable).with_name("canada-asylum-data")
-    log_path = root / "build" / "serve.log"
-    log = log_path.open("wb")  # a file, not a pipe: the access log never blocks
-    proc = subprocess.Popen([str(exe), "--root", str(root), "serve", "--port", str(port), "--silent"],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
+    proc, base, _ = start_serve(root)
     try:
-        while True:
-            try:
-                httpx.get(base + "/robots.txt", timeout=2)
-                break
-            except httpx.HTTPError:
-                if proc.poll() is not None or time.time() > deadline:
-                    raise AssertionError(log_path.read_text()[-3000:])
-                time.sleep(0.3)
         yield base, root
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        log.close()
+        stop_serve(proc)
 
 
 def set_checksum(root: Path, source_id: str, data: bytes) -> None:

@@ -119,3 +119,21 @@ def test_publish_dry_run_mounts_the_data_package(project):
     assert result.exit_code == 0, result.output
     cmd = shlex.split(result.output.strip())
     assert cmd[cmd.index("datapackage:datapackage") - 1] == "--static"
+
+
+def test_the_workers_build_the_site_serve_describes(project):
+    """`serve --workers N` hands its worker processes exactly the `datasette serve`
+    arguments of the one description."""
+    import json
+    import sys
+
+    from canada_asylum_data.site import SERVE_ARGS_ENV, workers_command
+
+    site = describe(project, {"base_url": "/asylum/"})
+    env, cmd = workers_command(site, "0.0.0.0", 8009, 4)
+    served = serve_command(site, "0.0.0.0", 8009)
+    assert served[1:4] == ["-m", "datasette", "serve"]
+    assert json.loads(env[SERVE_ARGS_ENV]) == served[4:]
+    assert parse(json.loads(env[SERVE_ARGS_ENV]), Path("/"))["settings"] == {**SETTINGS, "base_url": "/asylum/"}
+    assert cmd == [sys.executable, "-m", "uvicorn", "canada_asylum_data.asgi:app", "--factory", "--workers", "4",
+                   "--lifespan", "on", "--host", "0.0.0.0", "--port", "8009"]

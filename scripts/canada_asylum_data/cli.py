@@ -161,28 +161,36 @@ def refresh(obj, mirror, online, no_cache, silent):
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8001, show_default=True, type=int, help="Port to listen on.")
 @click.option("--rebuild", is_flag=True, help="Rebuild the database even if it is current.")
-@click.option("--dry-run", is_flag=True, help="Print the datasette command instead of running it.")
+@click.option("--workers", default=1, show_default=True, type=int,
+              help="Server processes answering on the one port (1 to 32): 1 runs `datasette serve`, "
+                   "more run the same site in that many uvicorn worker processes.")
+@click.option("--dry-run", is_flag=True, help="Print the server command instead of running it.")
 @click.option("--setting", "settings", type=(str, str), multiple=True, metavar="NAME VALUE",
               help="A Datasette setting on top of the site's own (e.g. --setting base_url /asylum/).")
 @silent_option
 @click.pass_obj
 @handle_errors
-def serve(obj, host, port, rebuild, dry_run, settings, silent):
+def serve(obj, host, port, rebuild, workers, dry_run, settings, silent):
     """Serve the data with Datasette (read-only, immutable), building the database first
     if it is missing, older than datapackage/ or not the file its build stamp describes
     (truncated or edited). Needs no network. A running server keeps serving the
     generation it started with until it is restarted.
 
+    With --workers N (a host with spare cores) N processes share the port, so a slow page
+    in one does not hold up the requests the others answer.
+
     \b
-    Example:
+    Examples:
       canada-asylum-data serve --port 8001
+      canada-asylum-data serve --workers 2
     """
     import dataclasses
 
     from .runs import project_lock
     from .serve import pin_generation
-    from .site import describe, serve_command, shell_quote
+    from .site import check_workers, describe, serve_command, shell_quote, workers_command
 
+    check_workers(workers)
     progress = Progress(silent)
     paths = obj.paths
     site = describe(paths, dict(settings))
@@ -191,12 +199,33 @@ def serve(obj, host, port, rebuild, dry_run, settings, silent):
         if not dry_run:  # serve the generation just verified, whatever a later refresh installs
             db, inspect_file = pin_generation(paths)
             site = dataclasses.replace(site, database=db, inspect_file=inspect_file)
-    cmd = serve_command(site, host, port)
+    env: dict[str, str] = {}
+    if workers == 1:
+        cmd = serve_command(site, host, port)
+    else:
+        env, cmd = workers_command(site, host, port, workers)
     if dry_run:
-        click.echo(shell_quote(cmd))
+        click.echo(shell_quote(cmd, env))
         return
-    progress.say(f"serve: http://{host}:{port}/ (this generation until restarted)")
-    os.execv(sys.executable, cmd) if os.name == "posix" else sys.exit(__import__("subprocess").call(cmd))
+    if workers > 1:
+        from .asgi import build, serve_args
+
+        # build the site once here: what would stop every worker stops here with an Error:
+        build(serve_args(env))
+    if env and not os.environ.get("DATASETTE_SECRET"):
+        # one signing secret for every worker (each would make its own): a cookie one
+        # worker signs is then valid on the others
+        import secrets
+
+        env["DATASETTE_SECRET"] = secrets.token_hex(32)
+    env = {**os.environ, **env}
+    progress.say(f"serve: http://{host}:{port}/ (this generation until restarted"
+                 f"{f'; {workers} worker processes' if workers > 1 else ''})")
+    # the process that replaces this one (Datasette, or uvicorn's supervisor of the
+    # workers) inherits the lock that pins the generation
+    if os.name == "posix":
+        os.execve(sys.executable, cmd, env)
+    sys.exit(__import__("subprocess").call(cmd, env=env))
 
 
 # The release commands (diff, changelog, bump-version, publish, export) live in their own

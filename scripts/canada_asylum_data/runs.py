@@ -85,15 +85,21 @@ def checkpoint(stage: str) -> None:
 PR_SET_PDEATHSIG = 1
 
 
-def die_with_parent(parent: int) -> None:
-    """Process-pool initializer: SIGKILL this worker when its parent dies (Linux), and
-    leave Ctrl-C to the parent."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def kill_when_parent_dies(parent: int) -> None:
+    """Ask Linux to SIGKILL this process when its parent (pid ``parent``) dies; exit at
+    once if it is already gone."""
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
     if os.getppid() != parent:  # the parent died before the request took effect
         os._exit(1)
+
+
+def die_with_parent(parent: int) -> None:
+    """Process-pool initializer: SIGKILL this worker when its parent dies (Linux), and
+    leave Ctrl-C to the parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    kill_when_parent_dies(parent)
 
 
 def worker_options() -> dict:

@@ -138,3 +138,17 @@ def pin_generation(paths: Paths) -> tuple[Path, Path]:
                 os.close(probe)
             shutil.rmtree(other, ignore_errors=True)
     return db, inspect_file
+
+
+def hold_generation(db: Path) -> int | None:
+    """In a process that serves ``db``: when it is a pinned generation
+    (build/serving/<stamp>/), take the shared lock :func:`pin_generation` takes, so the
+    generation stays while this process runs even if the one that pinned it is gone (the
+    worker processes of ``serve --workers N``). Returns the descriptor to keep open, or
+    None for a database that is not a pinned generation."""
+    marker = db.parent / IN_USE
+    if db.parent.parent.name != SERVING or not marker.is_file():
+        return None
+    fd = os.open(marker, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    return fd

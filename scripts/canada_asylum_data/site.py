@@ -4,7 +4,9 @@
 the plugins and templates folders, the static mounts (``/static/`` and ``/datapackage/``,
 the data package itself, which every page's footer and the dictionary page link to), the
 settings, and the Datasette plugins installed from PyPI. :func:`serve_command` renders it
-as ``datasette serve`` (``canada-asylum-data serve``), :func:`publish_command` as
+as ``datasette serve`` (``canada-asylum-data serve``; with ``--workers N``,
+:func:`workers_command` hands the same arguments to N uvicorn worker processes, each
+building its Datasette from them in asgi.py), :func:`publish_command` as
 ``datasette publish cloudrun|fly`` (``canada-asylum-data publish``), and
 :func:`relocate` lays the same site out in another folder (``canada-asylum-data export``
 copies it there and writes the command that serves it). Whatever is added here reaches
@@ -43,6 +45,11 @@ SETTINGS = {
 #: page's absolute URLs. Unset: robots.txt has no Sitemap line and the sitemap falls back to
 #: the address the request came to (never trusted for anything cached as the site's own).
 SITE_URL_ENV = "CANADA_ASYLUM_DATA_SITE_URL"
+#: The ``datasette serve`` arguments (a JSON list, what :func:`serve_command` renders after
+#: ``serve``) from which each uvicorn worker of ``serve --workers N`` builds the site (asgi.py).
+SERVE_ARGS_ENV = "CANADA_ASYLUM_DATA_SERVE_ARGS"
+#: ``serve --workers``: how many server processes at most.
+MAX_WORKERS = 32
 PLATFORMS = ("cloudrun", "fly")
 #: Cloud Run: scale to zero at rest, up to this many read-only instances under load.
 MAX_INSTANCES = 10
@@ -163,6 +170,28 @@ def serve_command(site: Site, host: str, port: int, relative: bool = False,
     return cmd + _site_options(site, relative) + ["--host", host, "--port", str(port)] + _setting_options(site)
 
 
+def check_workers(workers: int) -> int:
+    """``serve --workers``: 1 to :data:`MAX_WORKERS`."""
+    if not 1 <= workers <= MAX_WORKERS:
+        raise CadError(f"--workers {workers} is out of range", "serve --workers",
+                       f"use a number from 1 to {MAX_WORKERS} (1: one Datasette process)")
+    return workers
+
+
+def workers_command(site: Site, host: str, port: int, workers: int,
+                    python: str = sys.executable) -> tuple[dict[str, str], list[str]]:
+    """The site served by ``workers`` uvicorn processes on one socket: the environment
+    (:data:`SERVE_ARGS_ENV`, the arguments :func:`serve_command` renders) and the
+    ``python -m uvicorn`` command whose factory (asgi.py) builds Datasette from them."""
+    check_workers(workers)
+    args = serve_command(site, host, port, program=())[1:]  # after "serve"
+    env = {SERVE_ARGS_ENV: json.dumps(args)}
+    # lifespan "on", as `datasette serve` runs uvicorn
+    cmd = [python, "-m", "uvicorn", "canada_asylum_data.asgi:app", "--factory", "--workers", str(workers),
+           "--lifespan", "on", "--host", host, "--port", str(port)]
+    return env, cmd
+
+
 def publish_command(site: Site, platform: str, service: str, version_note: str,
                     max_instances: int = MAX_INSTANCES) -> list[str]:
     """The exact ``datasette publish`` command (run in the site's root)."""
@@ -228,5 +257,7 @@ def public_site_url(environ=None) -> str | None:
     return value if value.endswith("/") else value + "/"
 
 
-def shell_quote(cmd: list[str]) -> str:
-    return " ".join(shlex.quote(part) for part in cmd)
+def shell_quote(cmd: list[str], env: dict[str, str] | None = None) -> str:
+    """``cmd`` as a shell line, preceded by the ``NAME=value`` assignments of ``env``."""
+    return " ".join([*(f"{name}={shlex.quote(value)}" for name, value in (env or {}).items()),
+                     *(shlex.quote(part) for part in cmd)])
