@@ -221,3 +221,47 @@ def test_the_factory_ends_the_worker_with_an_error_line(monkeypatch, capsys, tmp
         asgi.app()
     err = capsys.readouterr().err
     assert err.startswith("Error: cannot build the site (") and "missing.db" in err, err
+
+
+def _nodelay_child(sockets, peer, out):
+    import socket
+
+    out.put((asgi.set_nodelay_on_listeners(),
+             sockets[0].getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY),
+             peer.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)))
+
+
+def test_a_worker_sets_tcp_nodelay_on_the_listener_uvicorn_passes_it():
+    """uvicorn's multi-process mode binds its socket (protocol 0, so asyncio never sets
+    TCP_NODELAY on accepted connections and each keep-alive response waited ~40 ms for a
+    delayed ACK) and passes it to spawned workers, which listen after loading the app.
+    The factory sets TCP_NODELAY on it; connections accepted from it inherit the option;
+    connected sockets the worker holds are left alone."""
+    import multiprocessing
+    import socket
+
+    import uvicorn
+
+    listener = uvicorn.Config(app="x:y", host="127.0.0.1", port=0).bind_socket()
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    peer = socket.create_connection(server.getsockname())  # a connected socket: not touched
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    child = ctx.Process(target=_nodelay_child, args=([listener], peer, out))
+    child.start()
+    try:
+        found, on_listener, on_peer = out.get(timeout=60)
+    finally:
+        child.join(timeout=60)
+    assert (found, on_listener, on_peer) == (1, 1, 0)
+    # the worker's copy is the same socket as the supervisor's; on Linux a connection
+    # accepted from it inherits the option
+    assert listener.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    listener.listen()
+    client = socket.create_connection(listener.getsockname())
+    accepted, _ = listener.accept()
+    assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    for s in (client, accepted, peer, server, listener):
+        s.close()

@@ -27,6 +27,50 @@ STARTUP_FAILURE = 3
 _HELD: list[int] = []  # the generation lock of this worker, open for as long as it runs
 
 
+def _connected(sock) -> bool:
+    try:
+        sock.getpeername()
+    except OSError:
+        return False
+    return True
+
+
+def set_nodelay_on_listeners() -> int:
+    """TCP_NODELAY on the listening TCP socket(s) this process inherited; returns how many.
+
+    uvicorn's multi-process mode creates its listening socket with protocol number 0, and
+    asyncio sets TCP_NODELAY only on connections accepted from a socket whose protocol
+    is IPPROTO_TCP. Without it a keep-alive response waits for the client's delayed
+    acknowledgement (Nagle's algorithm): ~40 ms added to every request, measured with
+    two workers (one process, where uvicorn lets asyncio create the socket, answered in
+    2 ms). Linux copies TCP_NODELAY from a listening socket to the connections it
+    accepts, so setting it on the inherited listener once is enough."""
+    import socket
+
+    done = 0
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:  # not Linux: nothing to do
+        return 0
+    for fd in fds:
+        try:
+            sock = socket.socket(fileno=os.dup(fd))
+        except OSError:  # not a socket (or already closed)
+            continue
+        try:
+            # the listener uvicorn bound and passed on (it calls listen() after the app
+            # is loaded): a TCP socket that is bound and has no peer
+            if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM \
+                    and sock.getsockname()[1] and not _connected(sock):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                done += 1
+        except OSError:
+            pass
+        finally:
+            sock.close()
+    return done
+
+
 def serve_args(environ=None) -> list[str]:
     """The ``datasette serve`` arguments in :data:`SERVE_ARGS_ENV`."""
     raw = (os.environ if environ is None else environ).get(SERVE_ARGS_ENV)
@@ -79,6 +123,7 @@ def app():
     except CadError as exc:
         print(f"Error: {exc.message}", file=sys.stderr, flush=True)
         raise SystemExit(STARTUP_FAILURE) from None
+    set_nodelay_on_listeners()
     for db in ds.immutables or ():
         fd = hold_generation(Path(db))
         if fd is not None:
