@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import contextvars
 import copy
-import functools
 import json
 import os
 import re
