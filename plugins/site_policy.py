@@ -179,6 +179,33 @@ SCHEMA_METHODS = ("attached_databases", "table_exists", "table_names", "view_nam
                   "get_table_definition", "get_view_definition")
 
 
+#: the memoized introspection asked once per database, then once per table
+_WARM_WHOLE = ("attached_databases", "table_names", "view_names", "hidden_table_names", "get_all_foreign_keys")
+_WARM_PER_TABLE = ("table_exists", "table_columns", "table_column_details", "primary_keys", "fts_table",
+                   "label_column_for_table", "foreign_keys_for_table", "get_table_definition")
+
+
+async def _warm_schema(db) -> None:
+    """Fill the introspection memo at start-up, so that the first readers of a fresh
+    instance (a cold start under load) do not each send the ~60 statements of a home or
+    database page through the busy event loop. A failure here only leaves the memo to
+    fill itself as pages are asked for."""
+    try:
+        for name in _WARM_WHOLE:
+            await getattr(db, name)()
+        tables, views = await db.table_names(), await db.view_names()
+        for table in tables:
+            for name in _WARM_PER_TABLE:
+                await getattr(db, name)(table)
+        for view in views:
+            await db.get_view_definition(view)
+            await db.table_columns(view)
+        for name in tables + views:
+            await db.execute(NAME_LOOKUP_SQL, [name])
+    except Exception as exc:  # noqa: BLE001 (a warm-up: the memo still fills on demand)
+        sys.stderr.write(f"site_policy: introspection of {db.name} not warmed at start-up ({exc})\n")
+
+
 #: the statement of Datasette.permission_allowed (0.65.5) for a table's SQLite spelling
 NAME_LOOKUP_SQL = ("select name from sqlite_master "
                    "where type in ('table', 'view') and name = ? collate nocase")
@@ -364,8 +391,18 @@ def startup(datasette):
         db.execute = execute
         db._cad_failure_watch = True
 
-    if os.environ.get("CANADA_ASYLUM_DATA_MARKDOWN_CELLS", "auto") == "auto":
-        return lambda: _drop_idle_markdown_cells(datasette)
+    async def after_start():
+        if os.environ.get("CANADA_ASYLUM_DATA_MARKDOWN_CELLS", "auto") == "auto":
+            await _drop_idle_markdown_cells(datasette)
+        for db in list(datasette.databases.values()):
+            if getattr(db, "_cad_schema_memo", False):
+                await _warm_schema(db)
+        try:  # Datasette's own catalogue of the schemas, otherwise built by the first request
+            await datasette.refresh_schemas()
+        except Exception as exc:  # noqa: BLE001 (the first request builds it then)
+            sys.stderr.write(f"site_policy: schema catalogue not built at start-up ({exc})\n")
+
+    return after_start
 
 
 def robots_txt(datasette):
