@@ -6,12 +6,7 @@ a robots policy and cache headers for immutable content. Runs the real `serve` c
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -22,15 +17,9 @@ import pytest
 from canada_asylum_data.site import SETTINGS
 
 from .conftest import DATAPACKAGE, ROOT
-from .conftest import copy_project, run
+from .conftest import copy_project, run, start_serve, stop_serve
 
 DB = "canada_asylum"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def sha(path: Path) -> str:
@@ -46,30 +35,12 @@ def served(tmp_path_factory):
     for args in (["build"], ["metadata"]):
         result = run(root, *args, "--silent")
         assert result.exit_code == 0, result.output
-    port = free_port()
-    exe = Path(sys.executable).with_name("canada-asylum-data")
-    log = (root / "build" / "serve.log").open("wb")  # a file, not a pipe: the access log never blocks
-    proc = subprocess.Popen([str(exe), "--root", str(root), "serve", "--port", str(port), "--silent"],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 40
-    while True:
-        try:
-            httpx.get(base + "/-/versions.json", timeout=2)
-            break
-        except httpx.HTTPError:
-            if proc.poll() is not None:
-                raise AssertionError((root / "build" / "serve.log").read_text())
-            if time.time() > deadline:
-                raise AssertionError("server did not start")
-            time.sleep(0.3)
+    proc, base, _ = start_serve(root)
     before = sha(root / "build" / "canada_asylum.db")
     client = httpx.Client(base_url=base, timeout=30)
     yield client, root
     client.close()
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=10)
-    log.close()
+    stop_serve(proc)
     assert sha(root / "build" / "canada_asylum.db") == before, "the database file changed while served"
 
 
