@@ -53,10 +53,11 @@ import re
 import sqlite3
 import sys
 import threading
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, unquote, urlencode
 
 import datasette as datasette_module
 from datasette import hookimpl
+from datasette.utils import tilde_decode
 from datasette.utils.asgi import Base400, Response
 
 #: robots.txt, each path under Datasette's base_url ({base}: "/" unless served under a prefix).
@@ -415,6 +416,34 @@ def robots_txt(datasette):
     return Response.text(text + "\n", headers={"Cache-Control": "public, max-age=86400"})
 
 
+def drop_repeated_facets(scope: dict, datasette) -> dict:
+    """The request without ``_facet=<column>`` arguments that name a facet the table already
+    shows (declared in metadata, or asked for earlier in the same URL). Datasette 0.65
+    does not merge them: ``irb_rpd_claims?_facet=country_code`` drew the country facet
+    twice, side by side, and counted it twice. Only the query string changes, so the page
+    and its links read as if the repeat had never been asked for."""
+    query = scope.get("query_string") or b""
+    if b"_facet=" not in query:
+        return scope
+    parts = [p for p in scope.get("path", "").split("/") if p]
+    if len(parts) != 2 or parts[0] not in datasette.databases:
+        return scope
+    table = tilde_decode(parts[1].removesuffix(".json").removesuffix(".csv"))
+    shown = {f for f in (datasette.table_metadata(parts[0], table) or {}).get("facets") or []
+             if isinstance(f, str)}
+    args = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
+    kept = []
+    for name, value in args:
+        if name == "_facet":
+            if value in shown:
+                continue
+            shown.add(value)
+        kept.append((name, value))
+    if len(kept) == len(args):
+        return scope
+    return {**scope, "query_string": urlencode(kept).encode("latin-1")}
+
+
 def strip_base_url(scope: dict, base_url: str) -> dict:
     """The request as Datasette would get it from a proxy that strips ``base_url``.
 
@@ -604,6 +633,7 @@ def asgi_wrapper(datasette):
             if refusal is not None:
                 await _send_plain(send, *refusal, path)
                 return
+            scope = drop_repeated_facets(scope, datasette)  # after the limits, which count what was asked
             holder = {"failed": False}
             token = _SQL_FAILED.set(holder)
             state = {"status": None, "swallow": False, "csv": path.endswith(".csv")}

@@ -216,3 +216,24 @@ def test_schema_refresh_is_skipped_only_while_every_database_is_immutable(served
     assert any("irb_rpd_claims" in sql for sql in later)  # the page's own statements run
     assert not any("schema_version" in sql for sql in later), later
     assert any("schema_version" in sql for sql in out["mutable"]), out["mutable"]
+
+
+def test_a_facet_the_table_already_shows_is_drawn_and_counted_once(served_site):
+    """``_facet=<declared facet>`` (and a facet asked for twice) no longer draws the facet
+    twice; other facets and filters are kept (plugins/site_policy.py)."""
+    import re
+
+    import httpx
+
+    base, root = served_site
+    declared = yaml.safe_load((root / "metadata.yml").read_text())["databases"][DB]["tables"]["irb_rpd_claims"]["facets"]
+    assert "country_code" in declared
+    html = httpx.get(f"{base}/{DB}/irb_rpd_claims?year=2019&_facet=country_code&_facet=source_id"
+                     "&_facet=source_id", timeout=30).text
+    for facet in declared + ["source_id"]:
+        assert len(re.findall(rf'id="facet-{facet}"', html)) == 1, facet
+    assert re.search(r"[\d,]+ rows? where year = 2019", html)
+    page = httpx.get(f"{base}/{DB}/irb_rpd_claims.json?_shape=objects&year=2019&_facet=country_code"
+                     "&_facet=source_id", timeout=30).json()
+    assert set(page["facet_results"]) == set(declared) | {"source_id"}
+    assert {r["year"] for r in page["rows"]} == {2019}
